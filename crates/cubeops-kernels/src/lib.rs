@@ -1,0 +1,8 @@
+//! cubeops-kernels: the GPU kernels of cubeops, written once in cubecl and compiled at run
+//! time for the device present (CUDA through NVRTC, Vulkan/Metal/DX12 through wgpu).
+//!
+//! Nothing here knows burn or Python: kernels take cubecl `Tensor`s with explicit strides,
+//! and the launchers take cubecl `TensorArg`s. The ops crate (`cubeops`) and the Python
+//! bridge build on these.
+
+pub mod point_sample;

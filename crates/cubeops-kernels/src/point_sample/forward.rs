@@ -1,0 +1,51 @@
+//! point_sample forward: one thread per output element `out[n, c, p]`.
+
+use cubecl::prelude::*;
+
+use super::sampling::{footprint, read_or_zero, split_position};
+
+/// `output[n, c, p] = bilinear(input[n, c], points[n, p])`, zeros outside the map.
+///
+/// `input` is `(N, C, H, W)`, `points` `(N, P, 2)` holding (x, y) in [0, 1], `output`
+/// `(N, C, P)`; any strides. `F` is the storage type, `A` the accumulation type (f32, or
+/// f64 for f64 storage).
+#[cube(launch, address_type = "dynamic")]
+pub fn point_sample_forward_kernel<F: Float, A: Float>(
+    input: &Tensor<F>,
+    points: &Tensor<F>,
+    output: &mut Tensor<F>,
+    #[comptime] align_corners: bool,
+    #[comptime] channels_fastest: bool,
+    #[define(F, A)] _dtypes: [StorageType; 2],
+) {
+    let channels = input.shape(1);
+    let num_points = points.shape(1);
+    if ABSOLUTE_POS >= output.shape(0) * channels * num_points {
+        terminate!();
+    }
+    let (n, c, p) = split_position(ABSOLUTE_POS, channels, num_points, channels_fastest);
+
+    let point = n * points.stride(0) + p * points.stride(1);
+    let fp = footprint::<A>(
+        A::cast_from(points[point]),
+        A::cast_from(points[point + points.stride(2)]),
+        input.shape(2),
+        input.shape(3),
+        input.stride(2),
+        input.stride(3),
+        align_corners,
+    );
+
+    let base = n * input.stride(0) + c * input.stride(1);
+    let nw = read_or_zero::<F, A>(input, base + fp.off_y0 + fp.off_x0, fp.y0_in && fp.x0_in);
+    let ne = read_or_zero::<F, A>(input, base + fp.off_y0 + fp.off_x1, fp.y0_in && fp.x1_in);
+    let sw = read_or_zero::<F, A>(input, base + fp.off_y1 + fp.off_x0, fp.y1_in && fp.x0_in);
+    let se = read_or_zero::<F, A>(input, base + fp.off_y1 + fp.off_x1, fp.y1_in && fp.x1_in);
+
+    let one = A::new(1.0);
+    let top = nw * (one - fp.tx) + ne * fp.tx;
+    let bottom = sw * (one - fp.tx) + se * fp.tx;
+    let value = top * (one - fp.ty) + bottom * fp.ty;
+
+    output[n * output.stride(0) + c * output.stride(1) + p * output.stride(2)] = F::cast_from(value);
+}

@@ -1,0 +1,17 @@
+//! point_sample (mmcv semantics): bilinear sampling of `(N, C, H, W)` maps at `(N, P, 2)`
+//! points normalised to [0, 1], zeros outside. Three kernels: forward, backward to the
+//! input, backward to the points; `launch` holds their host-side launchers.
+
+mod backward_input;
+mod backward_points;
+mod forward;
+mod launch;
+mod sampling;
+
+pub use backward_input::point_sample_backward_input_kernel;
+pub use backward_points::point_sample_backward_points_kernel;
+pub use forward::point_sample_forward_kernel;
+pub use launch::{
+    accumulation_type, launch_backward_input, launch_backward_points, launch_forward,
+    supports_atomic_add, Dims, Variant,
+};

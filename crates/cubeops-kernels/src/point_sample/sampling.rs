@@ -1,0 +1,120 @@
+//! Shared device-side pieces of point_sample: where a point lands on the feature map and
+//! which four cells (with which weights) it reads.
+
+use cubecl::prelude::*;
+
+/// The bilinear footprint of one point on an `H x W` map.
+///
+/// Corners are named by compass: `nw` = (x0, y0), `ne` = (x0 + 1, y0), `sw` = (x0, y0 + 1),
+/// `se` = (x0 + 1, y0 + 1). A corner outside the map reads zero (grid_sample's
+/// `padding_mode='zeros'`); its `*_in` flag is false and its offset must not be used.
+#[derive(CubeType)]
+pub struct Footprint<A: Float> {
+    /// Fractional position inside the cell, in [0, 1) (NaN for a NaN point).
+    pub tx: A,
+    pub ty: A,
+    /// d(pixel x) / d(point x): the map width for align_corners=False, width - 1 otherwise.
+    pub scale_x: A,
+    pub scale_y: A,
+    pub x0_in: bool,
+    pub x1_in: bool,
+    pub y0_in: bool,
+    pub y1_in: bool,
+    /// Element offsets (in the map's own strides) of column x0 / x1 and row y0 / y1.
+    pub off_x0: usize,
+    pub off_x1: usize,
+    pub off_y0: usize,
+    pub off_y1: usize,
+}
+
+/// Locates point `(px, py)` (normalised to [0, 1], as mmcv's point_sample takes it) on an
+/// `h x w` map with strides `stride_h`, `stride_w`.
+///
+/// Same arithmetic as `grid_sample(input, 2 * points - 1, align_corners=...)`:
+/// pixel = p * (size - 1) with align_corners, p * size - 0.5 without.
+/// Bounds are tested in floating point, so huge or infinite coordinates never reach an
+/// integer conversion. A NaN coordinate lands on cell (0, 0) with NaN weights, which is
+/// what torch's CUDA grid_sample does (its float-to-int conversion maps NaN to 0).
+#[cube]
+pub fn footprint<A: Float>(
+    px: A,
+    py: A,
+    h: usize,
+    w: usize,
+    stride_h: usize,
+    stride_w: usize,
+    #[comptime] align_corners: bool,
+) -> Footprint<A> {
+    let w_f = A::cast_from(w);
+    let h_f = A::cast_from(h);
+    let (scale_x, scale_y) = if align_corners {
+        (w_f - A::new(1.0), h_f - A::new(1.0))
+    } else {
+        (w_f, h_f)
+    };
+    let offset = if align_corners { A::new(0.0) } else { A::new(0.5) };
+    let ix = px * scale_x - offset;
+    let iy = py * scale_y - offset;
+
+    // `v != v` is the NaN test (NVRTC and naga do not fold it without fast-math).
+    let x0f = select(ix != ix, A::new(0.0), ix.floor());
+    let y0f = select(iy != iy, A::new(0.0), iy.floor());
+    let last_x = w_f - A::new(1.0);
+    let last_y = h_f - A::new(1.0);
+
+    let x0_in = x0f >= A::new(0.0) && x0f <= last_x;
+    let x1_in = x0f >= A::new(-1.0) && x0f < last_x;
+    let y0_in = y0f >= A::new(0.0) && y0f <= last_y;
+    let y1_in = y0f >= A::new(-1.0) && y0f < last_y;
+
+    // Clamped so that an out-of-bounds corner still yields an in-range (unused) offset.
+    let x0 = usize::cast_from(clamp(x0f, A::new(0.0), last_x));
+    let x1 = usize::cast_from(clamp(x0f + A::new(1.0), A::new(0.0), last_x));
+    let y0 = usize::cast_from(clamp(y0f, A::new(0.0), last_y));
+    let y1 = usize::cast_from(clamp(y0f + A::new(1.0), A::new(0.0), last_y));
+
+    Footprint::<A> {
+        tx: ix - x0f,
+        ty: iy - y0f,
+        scale_x,
+        scale_y,
+        x0_in,
+        x1_in,
+        y0_in,
+        y1_in,
+        off_x0: x0 * stride_w,
+        off_x1: x1 * stride_w,
+        off_y0: y0 * stride_h,
+        off_y1: y1 * stride_h,
+    }
+}
+
+/// Reads one cell as the accumulation type, zero when `inside` is false.
+#[cube]
+pub fn read_or_zero<F: Float, A: Float>(map: &Tensor<F>, index: usize, inside: bool) -> A {
+    let mut value = A::new(0.0);
+    if inside {
+        value = A::cast_from(map[index]);
+    }
+    value
+}
+
+/// Splits a flat output position into (n, c, p). `channels_fastest` follows the input's
+/// memory order: channels-last input is read along C by neighbouring threads.
+#[cube]
+pub fn split_position(
+    pos: usize,
+    channels: usize,
+    num_points: usize,
+    #[comptime] channels_fastest: bool,
+) -> (usize, usize, usize) {
+    if channels_fastest {
+        let c = pos % channels;
+        let rest = pos / channels;
+        (rest / num_points, c, rest % num_points)
+    } else {
+        let p = pos % num_points;
+        let rest = pos / num_points;
+        (rest / channels, rest % channels, p)
+    }
+}

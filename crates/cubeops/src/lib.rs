@@ -1,0 +1,11 @@
+//! cubeops: mmcv-compatible vision ops on burn tensors.
+//!
+//! Each op runs fused cubecl kernels (crate `cubeops-kernels`) on burn's cubecl backends
+//! (CUDA, wgpu), a composition of burn tensor ops on other backends, and has gradients
+//! under `Autodiff<B>`. Errors are [`OpError`] values, never panics.
+
+mod error;
+pub mod point_sample;
+
+pub use error::OpError;
+pub use point_sample::{point_sample, InputLayout, PointSampleOptions};

@@ -1,0 +1,48 @@
+//! The backend extension trait (burn's custom-kernel pattern): fused kernels on burn's
+//! cubecl backends, tensor-op composition everywhere else.
+
+use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::ops::FloatTensor;
+
+use super::composite;
+
+/// A burn backend that can run point_sample.
+///
+/// Arguments are already validated by [`point_sample`](super::point_sample): `input` is
+/// `(N, C, H, W)` (any strides) with `H, W > 0`, `points` is `(N, P, 2)`, `grad_output` is
+/// `(N, C, P)`, all of one float dtype on one device. The provided methods compose burn
+/// tensor ops, so any backend gets point_sample with `impl PointSampleBackend for MyBackend {}`.
+pub trait PointSampleBackend: Backend {
+    /// `(N, C, P)` samples.
+    fn point_sample(input: FloatTensor<Self>, points: FloatTensor<Self>, align_corners: bool) -> FloatTensor<Self> {
+        composite::forward::<Self>(input, points, align_corners)
+    }
+
+    /// `(N, C, H, W)` gradient with respect to `input`.
+    fn point_sample_grad_input(
+        grad_output: FloatTensor<Self>,
+        input: FloatTensor<Self>,
+        points: FloatTensor<Self>,
+        align_corners: bool,
+    ) -> FloatTensor<Self> {
+        composite::grad_input::<Self>(grad_output, input, points, align_corners)
+    }
+
+    /// `(N, P, 2)` gradient with respect to `points`.
+    fn point_sample_grad_points(
+        grad_output: FloatTensor<Self>,
+        input: FloatTensor<Self>,
+        points: FloatTensor<Self>,
+        align_corners: bool,
+    ) -> FloatTensor<Self> {
+        composite::grad_points::<Self>(grad_output, input, points, align_corners)
+    }
+}
+
+/// An autodiff backend whose inner backend runs point_sample: `Autodiff<B>` for any
+/// [`PointSampleBackend`] `B`.
+pub trait PointSampleAutodiffBackend: PointSampleBackend + AutodiffBackend {}
+
+impl<B: PointSampleBackend + AutodiffBackend> PointSampleAutodiffBackend for B {}
+
+impl PointSampleBackend for burn::backend::NdArray {}

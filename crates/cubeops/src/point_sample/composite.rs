@@ -1,0 +1,133 @@
+//! point_sample as a composition of burn tensor ops: the path of every backend without
+//! fused kernels (NdArray, and any backend that opts in with an empty impl).
+
+use burn::tensor::backend::Backend;
+use burn::tensor::ops::FloatTensor;
+use burn::tensor::{Bool, IndexingUpdateOp, Int, Tensor, TensorPrimitive};
+
+fn wrap<B: Backend, const D: usize>(t: FloatTensor<B>) -> Tensor<B, D> {
+    Tensor::from_primitive(TensorPrimitive::Float(t))
+}
+
+fn unwrap<B: Backend, const D: usize>(t: Tensor<B, D>) -> FloatTensor<B> {
+    t.into_primitive().tensor()
+}
+
+/// One bilinear corner for every point, each tensor `(N, 1, P)`.
+struct Tap<B: Backend> {
+    /// Flat `y * W + x` cell index, clamped into the map.
+    index: Tensor<B, 3, Int>,
+    outside: Tensor<B, 3, Bool>,
+    weight: Tensor<B, 3>,
+    dw_dx: Tensor<B, 3>,
+    dw_dy: Tensor<B, 3>,
+}
+
+/// The four taps of every point, plus d(pixel)/d(point) for x and y.
+fn taps<B: Backend>(points: Tensor<B, 3>, height: usize, width: usize, align_corners: bool) -> (Vec<Tap<B>>, f64, f64) {
+    let [n, p, _] = points.dims();
+    let (scale_x, scale_y, offset) = if align_corners {
+        (width as f64 - 1.0, height as f64 - 1.0, 0.0)
+    } else {
+        (width as f64, height as f64, 0.5)
+    };
+    let axis = |k: usize, scale: f64| {
+        let pixel = points.clone().narrow(2, k, 1).reshape([n, 1, p]) * scale - offset;
+        // A NaN position lands on cell 0 with NaN weights, as in torch's CUDA kernel.
+        let cell = pixel.clone().floor().mask_fill(pixel.clone().is_nan(), 0.0);
+        let frac = pixel - cell.clone();
+        (cell, frac)
+    };
+    let (x0, tx) = axis(0, scale_x);
+    let (y0, ty) = axis(1, scale_y);
+
+    let mut out = Vec::with_capacity(4);
+    for (dy, wy, sy) in [(0.0, tx.ones_like() - ty.clone(), -1.0), (1.0, ty.clone(), 1.0)] {
+        for (dx, wx, sx) in [(0.0, tx.ones_like() - tx.clone(), -1.0), (1.0, tx.clone(), 1.0)] {
+            let cx = x0.clone() + dx;
+            let cy = y0.clone() + dy;
+            let inside = cx
+                .clone()
+                .greater_equal_elem(0.0)
+                .bool_and(cx.clone().lower_equal_elem(width as f64 - 1.0))
+                .bool_and(cy.clone().greater_equal_elem(0.0))
+                .bool_and(cy.clone().lower_equal_elem(height as f64 - 1.0));
+            let index = cy.clamp(0.0, height as f64 - 1.0) * width as f64 + cx.clamp(0.0, width as f64 - 1.0);
+            out.push(Tap {
+                index: index.int(),
+                outside: inside.bool_not(),
+                weight: wx.clone() * wy.clone(),
+                dw_dx: wy.clone() * sx,
+                dw_dy: wx * sy,
+            });
+        }
+    }
+    (out, scale_x, scale_y)
+}
+
+/// The `(N, C, P)` values of one tap's cells, zero where the cell is outside the map.
+fn gather_tap<B: Backend>(flat_input: &Tensor<B, 3>, tap: &Tap<B>, channels: usize) -> Tensor<B, 3> {
+    let [n, _, p] = tap.index.dims();
+    let index = tap.index.clone().expand([n, channels, p]);
+    let outside = tap.outside.clone().expand([n, channels, p]);
+    flat_input.clone().gather(2, index).mask_fill(outside, 0.0)
+}
+
+fn flatten_map<B: Backend>(input: FloatTensor<B>) -> (Tensor<B, 3>, [usize; 4]) {
+    let input: Tensor<B, 4> = wrap(input);
+    let dims = input.dims();
+    (input.reshape([dims[0], dims[1], dims[2] * dims[3]]), dims)
+}
+
+pub(crate) fn forward<B: Backend>(input: FloatTensor<B>, points: FloatTensor<B>, align_corners: bool) -> FloatTensor<B> {
+    let (flat, [n, c, h, w]) = flatten_map::<B>(input);
+    let points: Tensor<B, 3> = wrap(points);
+    let p = points.dims()[1];
+    let (taps, _, _) = taps(points, h, w, align_corners);
+    let mut out = Tensor::<B, 3>::zeros([n, c, p], (&flat.device(), flat.dtype()));
+    for tap in &taps {
+        let weight = tap.weight.clone().mask_fill(tap.outside.clone(), 0.0);
+        out = out + gather_tap(&flat, tap, c) * weight;
+    }
+    unwrap(out)
+}
+
+pub(crate) fn grad_input<B: Backend>(
+    grad_output: FloatTensor<B>,
+    input: FloatTensor<B>,
+    points: FloatTensor<B>,
+    align_corners: bool,
+) -> FloatTensor<B> {
+    let (flat, [n, c, h, w]) = flatten_map::<B>(input);
+    let grad: Tensor<B, 3> = wrap(grad_output);
+    let (taps, _, _) = taps(wrap(points), h, w, align_corners);
+    let mut acc = flat.zeros_like();
+    for tap in &taps {
+        let [_, _, p] = tap.index.dims();
+        let contribution = (grad.clone() * tap.weight.clone()).mask_fill(tap.outside.clone().expand([n, c, p]), 0.0);
+        acc = acc.scatter(2, tap.index.clone().expand([n, c, p]), contribution, IndexingUpdateOp::Add);
+    }
+    unwrap(acc.reshape([n, c, h, w]))
+}
+
+pub(crate) fn grad_points<B: Backend>(
+    grad_output: FloatTensor<B>,
+    input: FloatTensor<B>,
+    points: FloatTensor<B>,
+    align_corners: bool,
+) -> FloatTensor<B> {
+    let (flat, [n, c, h, w]) = flatten_map::<B>(input);
+    let grad: Tensor<B, 3> = wrap(grad_output);
+    let (taps, scale_x, scale_y) = taps(wrap(points), h, w, align_corners);
+    let p = grad.dims()[2];
+    let mut gx = Tensor::<B, 3>::zeros([n, 1, p], (&flat.device(), flat.dtype()));
+    let mut gy = gx.clone();
+    for tap in &taps {
+        let weighted = (gather_tap(&flat, tap, c) * grad.clone()).sum_dim(1);
+        gx = gx + weighted.clone() * tap.dw_dx.clone();
+        gy = gy + weighted * tap.dw_dy.clone();
+    }
+    let gx = (gx * scale_x).reshape([n, p, 1]);
+    let gy = (gy * scale_y).reshape([n, p, 1]);
+    unwrap(Tensor::cat(vec![gx, gy], 2))
+}

@@ -1,0 +1,17 @@
+//! point_sample: mmcv's `mmcv.ops.point_sample` on burn tensors.
+//!
+//! Layout of this op (copy it for the next one): `api` (public function, validation),
+//! `options`, `backend` (extension trait, composite default), `composite` (tensor-op
+//! path), `cube` (fused cubecl kernels), `autodiff` (backward step), `reference` (f64 oracle).
+
+mod api;
+mod autodiff;
+mod backend;
+mod composite;
+mod cube;
+mod options;
+pub mod reference;
+
+pub use api::point_sample;
+pub use backend::{PointSampleAutodiffBackend, PointSampleBackend};
+pub use options::{InputLayout, PointSampleOptions};

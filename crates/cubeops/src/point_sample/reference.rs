@@ -1,0 +1,174 @@
+//! Float64 plain-Rust point_sample: forward and both gradients, straight from the
+//! definition. The oracle of the tests and the CPU path of later bridges.
+//!
+//! Tensors are contiguous row-major slices: input `(N, C, H, W)`, points `(N, P, 2)`,
+//! output and grad_output `(N, C, P)`.
+
+/// Shapes of a reference call: input `(n, channels, height, width)`, `num_points` points.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RefDims {
+    pub n: usize,
+    pub channels: usize,
+    pub height: usize,
+    pub width: usize,
+    pub num_points: usize,
+}
+
+impl RefDims {
+    pub fn input_len(&self) -> usize {
+        self.n * self.channels * self.height * self.width
+    }
+    pub fn points_len(&self) -> usize {
+        self.n * self.num_points * 2
+    }
+    pub fn output_len(&self) -> usize {
+        self.n * self.channels * self.num_points
+    }
+}
+
+/// One corner of a bilinear footprint: flat `y * W + x` index inside a map and its weight,
+/// plus d(weight)/d(pixel x) and d(weight)/d(pixel y).
+struct Corner {
+    index: usize,
+    weight: f64,
+    dw_dx: f64,
+    dw_dy: f64,
+}
+
+/// The in-bounds corners of point (x, y), and d(pixel)/d(point) per axis.
+fn corners(x: f64, y: f64, height: usize, width: usize, align_corners: bool) -> (Vec<Corner>, f64, f64) {
+    let (scale_x, scale_y, offset) = if align_corners {
+        (width as f64 - 1.0, height as f64 - 1.0, 0.0)
+    } else {
+        (width as f64, height as f64, 0.5)
+    };
+    let ix = x * scale_x - offset;
+    let iy = y * scale_y - offset;
+    // torch's CUDA kernel turns a NaN position into cell 0 with NaN weights.
+    let x0 = if ix.is_nan() { 0.0 } else { ix.floor() };
+    let y0 = if iy.is_nan() { 0.0 } else { iy.floor() };
+    let (tx, ty) = (ix - x0, iy - y0);
+    let mut out = Vec::with_capacity(4);
+    for (dy, wy, dwy) in [(0.0, 1.0 - ty, -1.0), (1.0, ty, 1.0)] {
+        for (dx, wx, dwx) in [(0.0, 1.0 - tx, -1.0), (1.0, tx, 1.0)] {
+            let (cx, cy) = (x0 + dx, y0 + dy);
+            let inside = cx >= 0.0 && cx <= width as f64 - 1.0 && cy >= 0.0 && cy <= height as f64 - 1.0;
+            if inside {
+                out.push(Corner {
+                    index: cy as usize * width + cx as usize,
+                    weight: wx * wy,
+                    dw_dx: dwx * wy,
+                    dw_dy: wx * dwy,
+                });
+            }
+        }
+    }
+    (out, scale_x, scale_y)
+}
+
+/// `output (N, C, P)` of `point_sample(input, points, align_corners)`.
+pub fn forward(dims: RefDims, input: &[f64], points: &[f64], align_corners: bool) -> Vec<f64> {
+    check_lengths(dims, input, points);
+    let RefDims { n, channels, height, width, num_points } = dims;
+    let map = height * width;
+    let mut output = vec![0.0; dims.output_len()];
+    for b in 0..n {
+        for p in 0..num_points {
+            let pt = (b * num_points + p) * 2;
+            let (cs, _, _) = corners(points[pt], points[pt + 1], height, width, align_corners);
+            for c in 0..channels {
+                let base = (b * channels + c) * map;
+                output[(b * channels + c) * num_points + p] =
+                    cs.iter().map(|k| input[base + k.index] * k.weight).sum();
+            }
+        }
+    }
+    output
+}
+
+/// Gradients `(grad_input (N, C, H, W), grad_points (N, P, 2))` for `grad_output (N, C, P)`.
+pub fn backward(
+    dims: RefDims,
+    input: &[f64],
+    points: &[f64],
+    grad_output: &[f64],
+    align_corners: bool,
+) -> (Vec<f64>, Vec<f64>) {
+    check_lengths(dims, input, points);
+    assert_eq!(grad_output.len(), dims.output_len(), "grad_output length");
+    let RefDims { n, channels, height, width, num_points } = dims;
+    let map = height * width;
+    let mut grad_input = vec![0.0; dims.input_len()];
+    let mut grad_points = vec![0.0; dims.points_len()];
+    for b in 0..n {
+        for p in 0..num_points {
+            let pt = (b * num_points + p) * 2;
+            let (cs, scale_x, scale_y) = corners(points[pt], points[pt + 1], height, width, align_corners);
+            let (mut gx, mut gy) = (0.0, 0.0);
+            for c in 0..channels {
+                let base = (b * channels + c) * map;
+                let g = grad_output[(b * channels + c) * num_points + p];
+                for k in &cs {
+                    grad_input[base + k.index] += g * k.weight;
+                    gx += g * input[base + k.index] * k.dw_dx;
+                    gy += g * input[base + k.index] * k.dw_dy;
+                }
+            }
+            grad_points[pt] = gx * scale_x;
+            grad_points[pt + 1] = gy * scale_y;
+        }
+    }
+    (grad_input, grad_points)
+}
+
+fn check_lengths(dims: RefDims, input: &[f64], points: &[f64]) {
+    assert_eq!(input.len(), dims.input_len(), "input length does not match dims");
+    assert_eq!(points.len(), dims.points_len(), "points length does not match dims");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Central differences of the forward reference must match its analytic gradients.
+    #[test]
+    fn gradients_match_finite_differences() {
+        let dims = RefDims { n: 2, channels: 3, height: 4, width: 5, num_points: 6 };
+        let input: Vec<f64> = (0..dims.input_len()).map(|i| ((i * 37 % 11) as f64 - 5.0) / 3.0).collect();
+        // Points away from cell edges, where the function is differentiable; some outside.
+        let points: Vec<f64> = (0..dims.points_len()).map(|i| -0.13 + 1.27 * ((i * 29 % 17) as f64 + 0.31) / 17.0).collect();
+        let grad_out: Vec<f64> = (0..dims.output_len()).map(|i| ((i * 13 % 7) as f64 - 3.0) / 2.0).collect();
+        for align in [false, true] {
+            let (gi, gp) = backward(dims, &input, &points, &grad_out, align);
+            let loss = |inp: &[f64], pts: &[f64]| -> f64 {
+                forward(dims, inp, pts, align).iter().zip(&grad_out).map(|(a, b)| a * b).sum()
+            };
+            let eps = 1e-6;
+            for i in 0..input.len() {
+                let (mut a, mut b) = (input.clone(), input.clone());
+                a[i] += eps;
+                b[i] -= eps;
+                let fd = (loss(&a, &points) - loss(&b, &points)) / (2.0 * eps);
+                assert!((fd - gi[i]).abs() < 1e-6, "grad_input[{i}] {fd} vs {}", gi[i]);
+            }
+            for i in 0..points.len() {
+                let (mut a, mut b) = (points.clone(), points.clone());
+                a[i] += eps;
+                b[i] -= eps;
+                let fd = (loss(&input, &a) - loss(&input, &b)) / (2.0 * eps);
+                assert!((fd - gp[i]).abs() < 1e-5, "grad_points[{i}] {fd} vs {}", gp[i]);
+            }
+        }
+    }
+
+    #[test]
+    fn corners_and_outside_points() {
+        // 1x1x2x2 map [[1, 2], [3, 4]]; align_corners=True puts (0,0) and (1,1) on cell centres.
+        let dims = RefDims { n: 1, channels: 1, height: 2, width: 2, num_points: 4 };
+        let input = [1.0, 2.0, 3.0, 4.0];
+        let points = [0.0, 0.0, 1.0, 1.0, 0.5, 0.5, 2.0, 2.0];
+        assert_eq!(forward(dims, &input, &points, true), vec![1.0, 4.0, 2.5, 0.0]);
+        // align_corners=False: (0, 0) is the outer corner, a quarter of cell (0, 0).
+        assert_eq!(forward(dims, &input, &points, false), vec![0.25, 1.0, 2.5, 0.0]);
+    }
+}
