@@ -5,6 +5,7 @@
 //! under `Autodiff<B>`. Errors are [`OpError`] values, never panics.
 
 mod error;
+mod reshape;
 pub mod point_sample;
 
 pub use error::OpError;

@@ -33,8 +33,8 @@ pub struct Footprint<A: Float> {
 /// Same arithmetic as `grid_sample(input, 2 * points - 1, align_corners=...)`:
 /// pixel = p * (size - 1) with align_corners, p * size - 0.5 without.
 /// Bounds are tested in floating point, so huge or infinite coordinates never reach an
-/// integer conversion. A NaN coordinate lands on cell (0, 0) with NaN weights, which is
-/// what torch's CUDA grid_sample does (its float-to-int conversion maps NaN to 0).
+/// integer conversion and sample zero. A NaN coordinate lands on cell (0, 0) with NaN
+/// weights, as in torch's CUDA grid_sample (its float-to-int conversion maps NaN to 0).
 #[cube]
 pub fn footprint<A: Float>(
     px: A,
@@ -73,9 +73,12 @@ pub fn footprint<A: Float>(
     let y0 = usize::cast_from(clamp(y0f, A::new(0.0), last_y));
     let y1 = usize::cast_from(clamp(y0f + A::new(1.0), A::new(0.0), last_y));
 
+    // A point with no corner on the map (e.g. an infinite coordinate) samples exactly zero:
+    // zeroed fractions keep its NaN weights (inf - inf) away from the zero reads.
+    let any_in = (x0_in || x1_in) && (y0_in || y1_in);
     Footprint::<A> {
-        tx: ix - x0f,
-        ty: iy - y0f,
+        tx: select(any_in, ix - x0f, A::new(0.0)),
+        ty: select(any_in, iy - y0f, A::new(0.0)),
         scale_x,
         scale_y,
         x0_in,

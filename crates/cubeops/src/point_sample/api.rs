@@ -3,6 +3,7 @@
 use burn::tensor::{DType, Tensor};
 
 use super::{InputLayout, PointSampleBackend, PointSampleOptions};
+use crate::reshape::reshape;
 use crate::OpError;
 
 /// mmcv's `point_sample`: samples `input` at `points` with bilinear interpolation, reading
@@ -35,12 +36,12 @@ pub fn point_sample<B: PointSampleBackend, const D: usize>(
         // A view: the kernels read channels-last memory through its strides.
         InputLayout::Nhwc => input.permute([0, 3, 1, 2]),
     };
-    let [n, c, h, w] = input.dims();
+    let [n, c, _, _] = input.dims();
     let point_dims = points.dims();
     validate(&input, &points)?;
 
     let num_points = point_dims[1..D - 1].iter().product();
-    let points = points.reshape([n, num_points, 2]);
+    let points = reshape(points, [n, num_points, 2]);
     let output = B::point_sample(
         input.into_primitive().tensor(),
         points.into_primitive().tensor(),
@@ -51,8 +52,7 @@ pub fn point_sample<B: PointSampleBackend, const D: usize>(
     out_dims[0] = n;
     out_dims[1] = c;
     out_dims[2..].copy_from_slice(&point_dims[1..D - 1]);
-    let _ = (h, w);
-    Ok(output.reshape(out_dims))
+    Ok(reshape(output, out_dims))
 }
 
 fn validate<B: PointSampleBackend, const D: usize>(input: &Tensor<B, 4>, points: &Tensor<B, D>) -> Result<(), OpError> {

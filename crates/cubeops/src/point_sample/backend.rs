@@ -45,4 +45,9 @@ pub trait PointSampleAutodiffBackend: PointSampleBackend + AutodiffBackend {}
 
 impl<B: PointSampleBackend + AutodiffBackend> PointSampleAutodiffBackend for B {}
 
-impl PointSampleBackend for burn::backend::NdArray {}
+impl<E, I, Q> PointSampleBackend for burn::backend::NdArray<E, I, Q>
+where
+    Self: Backend,
+    burn::backend::ndarray::NdArrayTensor: From<burn::backend::ndarray::SharedArray<E>> + From<burn::backend::ndarray::SharedArray<I>>,
+{
+}

@@ -3,7 +3,9 @@
 
 use burn::tensor::backend::Backend;
 use burn::tensor::ops::FloatTensor;
-use burn::tensor::{Bool, IndexingUpdateOp, Int, Tensor, TensorPrimitive};
+use burn::tensor::{Bool, IndexingUpdateOp, Int, Shape, Tensor, TensorMetadata, TensorPrimitive};
+
+use crate::reshape::reshape;
 
 fn wrap<B: Backend, const D: usize>(t: FloatTensor<B>) -> Tensor<B, D> {
     Tensor::from_primitive(TensorPrimitive::Float(t))
@@ -18,6 +20,7 @@ struct Tap<B: Backend> {
     /// Flat `y * W + x` cell index, clamped into the map.
     index: Tensor<B, 3, Int>,
     outside: Tensor<B, 3, Bool>,
+    /// Bilinear weight and its derivatives along pixel x and y; zero outside the map.
     weight: Tensor<B, 3>,
     dw_dx: Tensor<B, 3>,
     dw_dy: Tensor<B, 3>,
@@ -32,7 +35,7 @@ fn taps<B: Backend>(points: Tensor<B, 3>, height: usize, width: usize, align_cor
         (width as f64, height as f64, 0.5)
     };
     let axis = |k: usize, scale: f64| {
-        let pixel = points.clone().narrow(2, k, 1).reshape([n, 1, p]) * scale - offset;
+        let pixel = reshape(points.clone().narrow(2, k, 1), [n, 1, p]) * scale - offset;
         // A NaN position lands on cell 0 with NaN weights, as in torch's CUDA kernel.
         let cell = pixel.clone().floor().mask_fill(pixel.clone().is_nan(), 0.0);
         let frac = pixel - cell.clone();
@@ -53,12 +56,14 @@ fn taps<B: Backend>(points: Tensor<B, 3>, height: usize, width: usize, align_cor
                 .bool_and(cy.clone().greater_equal_elem(0.0))
                 .bool_and(cy.clone().lower_equal_elem(height as f64 - 1.0));
             let index = cy.clamp(0.0, height as f64 - 1.0) * width as f64 + cx.clamp(0.0, width as f64 - 1.0);
+            let outside = inside.bool_not();
+            // Masking also clears the NaN weights of infinite coordinates (inf - inf).
             out.push(Tap {
                 index: index.int(),
-                outside: inside.bool_not(),
-                weight: wx.clone() * wy.clone(),
-                dw_dx: wy.clone() * sx,
-                dw_dy: wx * sy,
+                weight: (wx.clone() * wy.clone()).mask_fill(outside.clone(), 0.0),
+                dw_dx: (wy.clone() * sx).mask_fill(outside.clone(), 0.0),
+                dw_dy: (wx * sy).mask_fill(outside.clone(), 0.0),
+                outside,
             });
         }
     }
@@ -73,21 +78,34 @@ fn gather_tap<B: Backend>(flat_input: &Tensor<B, 3>, tap: &Tap<B>, channels: usi
     flat_input.clone().gather(2, index).mask_fill(outside, 0.0)
 }
 
+/// `[N, C, H, W]` and `P` of a call.
+fn problem<B: Backend>(input: &FloatTensor<B>, points: &FloatTensor<B>) -> ([usize; 4], usize) {
+    let s = input.shape();
+    ([s[0], s[1], s[2], s[3]], points.shape()[1])
+}
+
+/// Burn's shape helpers reject zero-sized dimensions, so empty problems (no points, no
+/// batch, no channels) are answered directly: all their results are zeros.
+fn zeros<B: Backend, const D: usize>(like: &FloatTensor<B>, dims: [usize; D]) -> FloatTensor<B> {
+    B::float_zeros(Shape::new(dims), &B::float_device(like), like.dtype().into())
+}
+
 fn flatten_map<B: Backend>(input: FloatTensor<B>) -> (Tensor<B, 3>, [usize; 4]) {
     let input: Tensor<B, 4> = wrap(input);
     let dims = input.dims();
-    (input.reshape([dims[0], dims[1], dims[2] * dims[3]]), dims)
+    (reshape(input, [dims[0], dims[1], dims[2] * dims[3]]), dims)
 }
 
 pub(crate) fn forward<B: Backend>(input: FloatTensor<B>, points: FloatTensor<B>, align_corners: bool) -> FloatTensor<B> {
-    let (flat, [n, c, h, w]) = flatten_map::<B>(input);
-    let points: Tensor<B, 3> = wrap(points);
-    let p = points.dims()[1];
-    let (taps, _, _) = taps(points, h, w, align_corners);
+    let ([n, c, _, _], p) = problem::<B>(&input, &points);
+    if n * c * p == 0 {
+        return zeros::<B, 3>(&input, [n, c, p]);
+    }
+    let (flat, [_, _, h, w]) = flatten_map::<B>(input);
+    let (taps, _, _) = taps(wrap(points), h, w, align_corners);
     let mut out = Tensor::<B, 3>::zeros([n, c, p], (&flat.device(), flat.dtype()));
     for tap in &taps {
-        let weight = tap.weight.clone().mask_fill(tap.outside.clone(), 0.0);
-        out = out + gather_tap(&flat, tap, c) * weight;
+        out = out + gather_tap(&flat, tap, c) * tap.weight.clone();
     }
     unwrap(out)
 }
@@ -98,16 +116,19 @@ pub(crate) fn grad_input<B: Backend>(
     points: FloatTensor<B>,
     align_corners: bool,
 ) -> FloatTensor<B> {
-    let (flat, [n, c, h, w]) = flatten_map::<B>(input);
+    let ([n, c, h, w], p) = problem::<B>(&input, &points);
+    if n * c * p == 0 {
+        return zeros::<B, 4>(&input, [n, c, h, w]);
+    }
+    let (flat, _) = flatten_map::<B>(input);
     let grad: Tensor<B, 3> = wrap(grad_output);
     let (taps, _, _) = taps(wrap(points), h, w, align_corners);
     let mut acc = flat.zeros_like();
     for tap in &taps {
-        let [_, _, p] = tap.index.dims();
-        let contribution = (grad.clone() * tap.weight.clone()).mask_fill(tap.outside.clone().expand([n, c, p]), 0.0);
+        let contribution = grad.clone() * tap.weight.clone();
         acc = acc.scatter(2, tap.index.clone().expand([n, c, p]), contribution, IndexingUpdateOp::Add);
     }
-    unwrap(acc.reshape([n, c, h, w]))
+    unwrap(reshape(acc, [n, c, h, w]))
 }
 
 pub(crate) fn grad_points<B: Backend>(
@@ -116,10 +137,13 @@ pub(crate) fn grad_points<B: Backend>(
     points: FloatTensor<B>,
     align_corners: bool,
 ) -> FloatTensor<B> {
-    let (flat, [n, c, h, w]) = flatten_map::<B>(input);
+    let ([n, c, h, w], p) = problem::<B>(&input, &points);
+    if n * c * p == 0 {
+        return zeros::<B, 3>(&input, [n, p, 2]);
+    }
+    let (flat, _) = flatten_map::<B>(input);
     let grad: Tensor<B, 3> = wrap(grad_output);
     let (taps, scale_x, scale_y) = taps(wrap(points), h, w, align_corners);
-    let p = grad.dims()[2];
     let mut gx = Tensor::<B, 3>::zeros([n, 1, p], (&flat.device(), flat.dtype()));
     let mut gy = gx.clone();
     for tap in &taps {
@@ -127,7 +151,7 @@ pub(crate) fn grad_points<B: Backend>(
         gx = gx + weighted.clone() * tap.dw_dx.clone();
         gy = gy + weighted * tap.dw_dy.clone();
     }
-    let gx = (gx * scale_x).reshape([n, p, 1]);
-    let gy = (gy * scale_y).reshape([n, p, 1]);
+    let gx = reshape(gx * scale_x, [n, p, 1]);
+    let gy = reshape(gy * scale_y, [n, p, 1]);
     unwrap(Tensor::cat(vec![gx, gy], 2))
 }

@@ -1,0 +1,23 @@
+//! The fused cubecl kernels on CUDA against the float64 reference. Needs an NVIDIA GPU:
+//! ignored by default, run with
+//! `cargo test -p cubeops --features cuda --test kernels_cuda -- --ignored --nocapture`.
+#![cfg(feature = "cuda")]
+
+mod common;
+
+use burn::backend::cuda::CudaDevice;
+use burn::backend::{Autodiff, Cuda};
+use burn::tensor::DType;
+use common::{edge_cases, non_finite_case, random_cases, run_suite};
+
+type B = Autodiff<Cuda>;
+
+#[test]
+#[ignore = "needs an NVIDIA GPU"]
+fn kernels_match_reference_on_cuda() {
+    let mut cases = random_cases(3, 64);
+    cases.extend(edge_cases());
+    cases.push(non_finite_case());
+    let dtypes = [(DType::F32, 1e-5), (DType::F16, 1e-2), (DType::BF16, 1e-2), (DType::F64, 1e-12)];
+    run_suite::<B>("cuda", &CudaDevice::default(), &dtypes, &cases);
+}

@@ -1,0 +1,36 @@
+//! The fused cubecl kernels on wgpu (in CI: Mesa's llvmpipe software Vulkan) against the
+//! float64 reference, through the public API with autodiff.
+#![cfg(feature = "wgpu")]
+
+mod common;
+
+use burn::backend::wgpu::{WgpuDevice, WgpuRuntime};
+use burn::backend::{Autodiff, Wgpu};
+use burn::tensor::DType;
+use common::{edge_cases, non_finite_case, random_cases, run_suite};
+use cubecl::Runtime;
+
+type B = Autodiff<Wgpu>;
+
+/// The dtypes this device stores, with their tolerances (f16/bf16: 1e-2 relative).
+fn dtypes(device: &WgpuDevice) -> Vec<(DType, f64)> {
+    let props = WgpuRuntime::client(device).properties().clone();
+    let mut out = vec![(DType::F32, 1e-5)];
+    for (dtype, tol) in [(DType::F16, 1e-2), (DType::BF16, 1e-2), (DType::F64, 1e-12)] {
+        if props.supports_type(cubecl::ir::StorageType::from(dtype)) {
+            out.push((dtype, tol));
+        } else {
+            println!("wgpu: {dtype:?} not supported by this device, skipped");
+        }
+    }
+    out
+}
+
+#[test]
+fn kernels_match_reference() {
+    let device = WgpuDevice::default();
+    let mut cases = random_cases(2, 24);
+    cases.extend(edge_cases());
+    cases.push(non_finite_case());
+    run_suite::<B>("wgpu", &device, &dtypes(&device), &cases);
+}
