@@ -56,9 +56,8 @@ pub fn footprint<A: Float>(
     let ix = px * scale_x - offset;
     let iy = py * scale_y - offset;
 
-    // `v != v` is the NaN test (NVRTC and naga do not fold it without fast-math).
-    let x0f = select(ix != ix, A::new(0.0), ix.floor());
-    let y0f = select(iy != iy, A::new(0.0), iy.floor());
+    let x0f = select(is_nan::<A>(ix), A::new(0.0), ix.floor());
+    let y0f = select(is_nan::<A>(iy), A::new(0.0), iy.floor());
     let last_x = w_f - A::new(1.0);
     let last_y = h_f - A::new(1.0);
 
@@ -90,6 +89,14 @@ pub fn footprint<A: Float>(
         off_y0: y0 * stride_h,
         off_y1: y1 * stride_h,
     }
+}
+
+/// NaN test on the bits: WGSL lets shader compilers assume no float is NaN, and `x != x`
+/// was folded to false on Mesa's llvmpipe. A NaN f64 stays NaN when narrowed to f32.
+#[cube]
+fn is_nan<A: Float>(x: A) -> bool {
+    let bits = u32::reinterpret(f32::cast_from(x));
+    (bits & 0x7fff_ffffu32) > 0x7f80_0000u32
 }
 
 /// Reads one cell as the accumulation type, zero when `inside` is false.
