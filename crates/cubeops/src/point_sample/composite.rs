@@ -3,7 +3,7 @@
 
 use burn::tensor::backend::Backend;
 use burn::tensor::ops::FloatTensor;
-use burn::tensor::{Bool, IndexingUpdateOp, Int, Shape, Tensor, TensorMetadata, TensorPrimitive};
+use burn::tensor::{Bool, DType, IndexingUpdateOp, Int, Shape, Tensor, TensorMetadata, TensorPrimitive};
 
 use crate::reshape::reshape;
 
@@ -27,8 +27,12 @@ struct Tap<B: Backend> {
 }
 
 /// The four taps of every point, plus d(pixel)/d(point) for x and y.
+/// Positions and weights are computed in f64 and the weights cast back: in f32 the pixel
+/// position alone loses ~6e-6 px on a 100-px map (the fused kernels use an fma instead).
 fn taps<B: Backend>(points: Tensor<B, 3>, height: usize, width: usize, align_corners: bool) -> (Vec<Tap<B>>, f64, f64) {
     let [n, p, _] = points.dims();
+    let dtype = points.dtype();
+    let points = points.cast(DType::F64);
     let (scale_x, scale_y, offset) = if align_corners {
         (width as f64 - 1.0, height as f64 - 1.0, 0.0)
     } else {
@@ -60,9 +64,9 @@ fn taps<B: Backend>(points: Tensor<B, 3>, height: usize, width: usize, align_cor
             // Masking also clears the NaN weights of infinite coordinates (inf - inf).
             out.push(Tap {
                 index: index.int(),
-                weight: (wx.clone() * wy.clone()).mask_fill(outside.clone(), 0.0),
-                dw_dx: (wy.clone() * sx).mask_fill(outside.clone(), 0.0),
-                dw_dy: (wx * sy).mask_fill(outside.clone(), 0.0),
+                weight: (wx.clone() * wy.clone()).mask_fill(outside.clone(), 0.0).cast(dtype),
+                dw_dx: (wy.clone() * sx).mask_fill(outside.clone(), 0.0).cast(dtype),
+                dw_dy: (wx * sy).mask_fill(outside.clone(), 0.0).cast(dtype),
                 outside,
             });
         }
