@@ -38,3 +38,23 @@ fn kernels_match_reference() {
     let kernel_dtypes: Vec<_> = dtypes.into_iter().filter(|(d, _)| *d != DType::F64).collect();
     run_suite::<B>("wgpu", &device, &kernel_dtypes, &[non_finite_case()]);
 }
+
+/// The fused path is what ran above: llvmpipe has f32 atomic add, so grad_input used the
+/// scatter kernel rather than the tensor-op fallback.
+#[test]
+fn llvmpipe_has_f32_atomic_add() {
+    let client = WgpuRuntime::client(&WgpuDevice::default());
+    let f32_type = cubecl::ir::StorageType::from(DType::F32);
+    assert!(cubeops_kernels::point_sample::supports_atomic_add(&client, f32_type));
+}
+
+#[test]
+fn device_mismatch_is_an_error() {
+    use burn::tensor::Tensor;
+    use cubeops::point_sample::{point_sample, PointSampleOptions};
+    let input = Tensor::<B, 4>::zeros([1, 1, 2, 2], (&WgpuDevice::Cpu, DType::F32));
+    let points = Tensor::<B, 3>::zeros([1, 3, 2], (&WgpuDevice::DefaultDevice, DType::F32));
+    let e = point_sample(input, points, PointSampleOptions::default()).unwrap_err();
+    assert_eq!(e.arg(), Some("points"));
+    assert!(matches!(e, cubeops::OpError::Device { .. }), "{e}");
+}

@@ -1,0 +1,43 @@
+# The two commands of the README: `make demo` (the main job) and `make test` (every test).
+# Both install what they need; cargo and maturin share one target directory (./target).
+SHELL := /bin/bash
+CARGO ?= cargo
+# One feature set everywhere, so nothing is built twice.
+FEATURES := cuda,wgpu
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# wgpu asks for a runtime dir it never needs here; an empty one keeps its log quiet.
+export XDG_RUNTIME_DIR ?= /tmp/cubeops-xdg-$(shell id -u)
+
+.PHONY: demo test check-rust vulkan gpu-artifacts
+
+## The main job: point_sample forward + backward on the best backend present (CUDA, else
+## CPU), checked against the float64 reference.
+demo: check-rust
+	$(CARGO) run -p cubeops --features $(FEATURES) --example demo
+
+## Every test: Rust unit, fixture, composite, wgpu-kernel (Mesa llvmpipe) and doc tests.
+## CUDA tests are compiled and skipped here (they need a GPU: see docs/gpu-testing.md).
+test: check-rust vulkan
+	@mkdir -p $(XDG_RUNTIME_DIR)
+	$(CARGO) test --workspace --features $(FEATURES)
+
+check-rust:
+	@command -v $(CARGO) >/dev/null || { echo "cargo not found: install Rust (https://rustup.rs), then run make again"; exit 1; }
+
+## Mesa's software Vulkan (llvmpipe) lets the cubecl kernels run through wgpu on any CPU.
+vulkan:
+	@if ! ls /usr/share/vulkan/icd.d/lvp_icd*.json >/dev/null 2>&1 || ! command -v vulkaninfo >/dev/null; then \
+		echo "installing Mesa's Vulkan drivers (llvmpipe) for the wgpu kernel tests"; \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq mesa-vulkan-drivers libvulkan1 vulkan-tools >/dev/null; \
+	fi
+	@vulkaninfo --summary 2>/dev/null | grep -E "deviceName|driverName" | sed 's/^\s*/vulkan: /'
+
+## Stripped release binaries for the GPU machine (see docs/gpu-testing.md): .gpu/
+gpu-artifacts: check-rust
+	$(CARGO) test -p cubeops --features $(FEATURES) --profile gpu --no-run --test kernels_cuda
+	$(CARGO) build -p cubeops --features $(FEATURES) --profile gpu --example demo
+	@mkdir -p .gpu && rm -f .gpu/kernels_cuda .gpu/demo
+	cp $$(ls -t target/gpu/deps/kernels_cuda-* | grep -v '\.d$$' | head -1) .gpu/kernels_cuda
+	cp target/gpu/examples/demo .gpu/demo
+	@ls -la .gpu
