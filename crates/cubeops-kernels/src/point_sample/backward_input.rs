@@ -2,7 +2,7 @@
 
 use cubecl::prelude::*;
 
-use super::sampling::{footprint, split_position};
+use super::sampling::{locate_point, split_position};
 
 /// `grad_input[n, c, corner] += weight(corner) * grad_output[n, c, p]` for the four corners.
 ///
@@ -26,10 +26,10 @@ pub fn point_sample_backward_input_kernel<F: Float, A: Float>(
     }
     let (n, c, p) = split_position(ABSOLUTE_POS, channels, num_points, channels_fastest);
 
-    let point = n * points.stride(0) + p * points.stride(1);
-    let fp = footprint::<A>(
-        A::cast_from(points[point]),
-        A::cast_from(points[point + points.stride(2)]),
+    let fp = locate_point::<F, A>(
+        points,
+        n,
+        p,
         grad_input.shape(2),
         grad_input.shape(3),
         grad_input.stride(2),

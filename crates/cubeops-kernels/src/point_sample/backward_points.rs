@@ -2,7 +2,7 @@
 
 use cubecl::prelude::*;
 
-use super::sampling::{footprint, read_or_zero};
+use super::sampling::{locate_point, read_or_zero};
 
 /// `grad_points[n, p, :] = sum_c grad_output[n, c, p] * d output[n, c, p] / d (x, y)`.
 ///
@@ -25,10 +25,10 @@ pub fn point_sample_backward_points_kernel<F: Float, A: Float>(
     let n = ABSOLUTE_POS / num_points;
     let p = ABSOLUTE_POS % num_points;
 
-    let point = n * points.stride(0) + p * points.stride(1);
-    let fp = footprint::<A>(
-        A::cast_from(points[point]),
-        A::cast_from(points[point + points.stride(2)]),
+    let fp = locate_point::<F, A>(
+        points,
+        n,
+        p,
         input.shape(2),
         input.shape(3),
         input.stride(2),

@@ -2,7 +2,7 @@
 
 use cubecl::prelude::*;
 
-use super::sampling::{footprint, read_or_zero, split_position};
+use super::sampling::{locate_point, read_or_zero, split_position};
 
 /// `output[n, c, p] = bilinear(input[n, c], points[n, p])`, zeros outside the map.
 ///
@@ -25,10 +25,10 @@ pub fn point_sample_forward_kernel<F: Float, A: Float>(
     }
     let (n, c, p) = split_position(ABSOLUTE_POS, channels, num_points, channels_fastest);
 
-    let point = n * points.stride(0) + p * points.stride(1);
-    let fp = footprint::<A>(
-        A::cast_from(points[point]),
-        A::cast_from(points[point + points.stride(2)]),
+    let fp = locate_point::<F, A>(
+        points,
+        n,
+        p,
         input.shape(2),
         input.shape(3),
         input.stride(2),

@@ -91,6 +91,24 @@ pub fn footprint<A: Float>(
     }
 }
 
+/// Reads point `(n, p)` of a `(N, P, 2)` tensor and locates it on an `h x w` map.
+#[cube]
+pub fn locate_point<F: Float, A: Float>(
+    points: &Tensor<F>,
+    n: usize,
+    p: usize,
+    h: usize,
+    w: usize,
+    stride_h: usize,
+    stride_w: usize,
+    #[comptime] align_corners: bool,
+) -> Footprint<A> {
+    let at = n * points.stride(0) + p * points.stride(1);
+    let px = A::cast_from(points[at]);
+    let py = A::cast_from(points[at + points.stride(2)]);
+    footprint::<A>(px, py, h, w, stride_h, stride_w, align_corners)
+}
+
 /// `p * scale - offset - cell` with one rounding (fma). `ix - cell` would inherit the
 /// rounding of the pixel position `ix`, which grows with the map: ~6e-6 px on a 100-px map
 /// in f32, against ~6e-8 here.
