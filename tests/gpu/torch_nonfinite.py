@@ -1,9 +1,8 @@
 """What torch's grid_sample does with NaN / inf / huge points, on CPU and (if present) CUDA.
 
 cubeops follows torch's CUDA kernel (see docs/ops/point_sample.md, "Unusual input"). This
-script prints both devices' answers and exits non-zero if CUDA's differ from those rules:
-NaN point -> NaN output, NaN point gradient, NaN added to input cells (0,0)..(1,1);
-+-inf / huge point -> output 0 and gradients 0.
+script prints both devices' answers and exits non-zero if CUDA's differ from that rule:
+a NaN, +-inf or huge point samples 0, gets a zero gradient and adds nothing to the input's.
 
     python tests/gpu/torch_nonfinite.py
 """
@@ -36,9 +35,9 @@ def main():
         print("no CUDA device: nothing to check")
         return 0
     out, gx, gp = results["cuda"]
-    ok = bool(torch.isnan(out[0, 0, 0])) and bool((out[0, 0, 1:4] == 0).all())
-    ok &= bool(torch.isnan(gp[0, 0]).all()) and bool((gp[0, 1:4] == 0).all())
-    ok &= bool(torch.isnan(gx[0, 0, :2, :2]).all())
+    ok = bool((out[0, 0, :4] == 0).all()) and bool((gp[0, :4] == 0).all())
+    # Only the finite point (0.3, 0.6) reaches the input gradient: cells (1,0),(1,1),(2,0),(2,1).
+    ok &= sorted(torch.nonzero(gx.flatten()).flatten().tolist()) == [4, 5, 8, 9]
     print("CUDA matches cubeops' rules" if ok else "CUDA DIFFERS from cubeops' rules")
     return 0 if ok else 1
 

@@ -32,9 +32,8 @@ pub struct Footprint<A: Float> {
 ///
 /// Same arithmetic as `grid_sample(input, 2 * points - 1, align_corners=...)`:
 /// pixel = p * (size - 1) with align_corners, p * size - 0.5 without.
-/// Bounds are tested in floating point, so huge or infinite coordinates never reach an
-/// integer conversion and sample zero. A NaN coordinate lands on cell (0, 0) with NaN
-/// weights, as in torch's CUDA grid_sample (its float-to-int conversion maps NaN to 0).
+/// Bounds are tested in floating point, so huge, infinite or NaN coordinates never reach an
+/// integer conversion; they sample zero and get zero gradients, as in torch's CUDA kernel.
 #[cube]
 pub fn footprint<A: Float>(
     px: A,
@@ -56,15 +55,18 @@ pub fn footprint<A: Float>(
     let ix = px * scale_x - offset;
     let iy = py * scale_y - offset;
 
-    let x0f = select(is_nan::<A>(ix), A::new(0.0), ix.floor());
-    let y0f = select(is_nan::<A>(iy), A::new(0.0), iy.floor());
+    // A NaN coordinate puts the point off the map, as torch's CUDA kernel does. The test is
+    // explicit: WGSL lets compilers assume no NaN, so comparisons alone are not enough.
+    let finite = !is_nan::<A>(ix) && !is_nan::<A>(iy);
+    let x0f = select(finite, ix.floor(), A::new(0.0));
+    let y0f = select(finite, iy.floor(), A::new(0.0));
     let last_x = w_f - A::new(1.0);
     let last_y = h_f - A::new(1.0);
 
-    let x0_in = x0f >= A::new(0.0) && x0f <= last_x;
-    let x1_in = x0f >= A::new(-1.0) && x0f < last_x;
-    let y0_in = y0f >= A::new(0.0) && y0f <= last_y;
-    let y1_in = y0f >= A::new(-1.0) && y0f < last_y;
+    let x0_in = finite && x0f >= A::new(0.0) && x0f <= last_x;
+    let x1_in = finite && x0f >= A::new(-1.0) && x0f < last_x;
+    let y0_in = finite && y0f >= A::new(0.0) && y0f <= last_y;
+    let y1_in = finite && y0f >= A::new(-1.0) && y0f < last_y;
 
     // Clamped so that an out-of-bounds corner still yields an in-range (unused) offset.
     let x0 = usize::cast_from(clamp(x0f, A::new(0.0), last_x));
@@ -72,7 +74,7 @@ pub fn footprint<A: Float>(
     let y0 = usize::cast_from(clamp(y0f, A::new(0.0), last_y));
     let y1 = usize::cast_from(clamp(y0f + A::new(1.0), A::new(0.0), last_y));
 
-    // A point with no corner on the map (e.g. an infinite coordinate) samples exactly zero:
+    // A point with no corner on the map (outside, infinite or NaN) samples exactly zero:
     // zeroed fractions keep its NaN weights (inf - inf) away from the zero reads.
     let any_in = (x0_in || x1_in) && (y0_in || y1_in);
     Footprint::<A> {
@@ -117,8 +119,8 @@ fn fraction<A: Float>(p: A, scale: A, offset: A, cell: A) -> A {
     fma(p, scale, -(offset + cell))
 }
 
-/// NaN test on the bits: WGSL lets shader compilers assume no float is NaN, and `x != x`
-/// was folded to false on Mesa's llvmpipe. A NaN f64 stays NaN when narrowed to f32.
+/// NaN test on the bits: WGSL lets shader compilers assume no float is NaN (`x != x` was
+/// folded to false on Mesa's llvmpipe). A NaN f64 stays NaN when narrowed to f32.
 #[cube]
 fn is_nan<A: Float>(x: A) -> bool {
     let bits = u32::reinterpret(f32::cast_from(x));

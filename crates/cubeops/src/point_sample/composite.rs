@@ -40,28 +40,30 @@ fn taps<B: Backend>(points: Tensor<B, 3>, height: usize, width: usize, align_cor
     };
     let axis = |k: usize, scale: f64| {
         let pixel = reshape(points.clone().narrow(2, k, 1), [n, 1, p]) * scale - offset;
-        // A NaN position lands on cell 0 with NaN weights, as in torch's CUDA kernel.
-        let cell = pixel.clone().floor().mask_fill(pixel.clone().is_nan(), 0.0);
+        let nan = pixel.clone().is_nan();
+        // A NaN position is off the map (torch's CUDA kernel); cell 0 keeps indices valid.
+        let cell = pixel.clone().floor().mask_fill(nan.clone(), 0.0);
         let frac = pixel - cell.clone();
-        (cell, frac)
+        (cell, frac, nan)
     };
-    let (x0, tx) = axis(0, scale_x);
-    let (y0, ty) = axis(1, scale_y);
+    let (x0, tx, nan_x) = axis(0, scale_x);
+    let (y0, ty, nan_y) = axis(1, scale_y);
+    let finite = nan_x.bool_or(nan_y).bool_not();
 
     let mut out = Vec::with_capacity(4);
     for (dy, wy, sy) in [(0.0, tx.ones_like() - ty.clone(), -1.0), (1.0, ty.clone(), 1.0)] {
         for (dx, wx, sx) in [(0.0, tx.ones_like() - tx.clone(), -1.0), (1.0, tx.clone(), 1.0)] {
             let cx = x0.clone() + dx;
             let cy = y0.clone() + dy;
-            let inside = cx
+            let inside = finite
                 .clone()
-                .greater_equal_elem(0.0)
+                .bool_and(cx.clone().greater_equal_elem(0.0))
                 .bool_and(cx.clone().lower_equal_elem(width as f64 - 1.0))
                 .bool_and(cy.clone().greater_equal_elem(0.0))
                 .bool_and(cy.clone().lower_equal_elem(height as f64 - 1.0));
             let index = cy.clamp(0.0, height as f64 - 1.0) * width as f64 + cx.clamp(0.0, width as f64 - 1.0);
             let outside = inside.bool_not();
-            // Masking also clears the NaN weights of infinite coordinates (inf - inf).
+            // Masking also clears the NaN weights of non-finite coordinates.
             out.push(Tap {
                 index: index.int(),
                 weight: (wx.clone() * wy.clone()).mask_fill(outside.clone(), 0.0).cast(dtype),

@@ -44,11 +44,10 @@ fn corners(x: f64, y: f64, height: usize, width: usize, align_corners: bool) -> 
     };
     let ix = x * scale_x - offset;
     let iy = y * scale_y - offset;
-    // torch's CUDA kernel turns a NaN position into cell 0 with NaN weights.
-    let x0 = if ix.is_nan() { 0.0 } else { ix.floor() };
-    let y0 = if iy.is_nan() { 0.0 } else { iy.floor() };
+    let (x0, y0) = (ix.floor(), iy.floor());
     let (tx, ty) = (ix - x0, iy - y0);
     let mut out = Vec::with_capacity(4);
+    // NaN fails every bounds test below: such a point is off the map (torch's CUDA kernel).
     for (dy, wy, dwy) in [(0.0, 1.0 - ty, -1.0), (1.0, ty, 1.0)] {
         for (dx, wx, dwx) in [(0.0, 1.0 - tx, -1.0), (1.0, tx, 1.0)] {
             let (cx, cy) = (x0 + dx, y0 + dy);
