@@ -18,6 +18,10 @@ fn kernels_match_reference_on_cuda() {
     let mut cases = random_cases(3, 64);
     cases.extend(edge_cases());
     cases.push(non_finite_case());
+    // cubecl-cuda 0.10 refuses host copies of tensors with a zero dimension
+    // (IoError::UnsupportedStrides), so burn can neither create nor read them on CUDA.
+    // Empty problems are covered on wgpu, where they run through the same launchers.
+    cases.retain(|case| case.dims.output_len() > 0);
     let dtypes = [(DType::F32, 1e-5), (DType::F16, 1e-2), (DType::BF16, 1e-2), (DType::F64, 1e-12)];
     run_suite::<B>("cuda", &CudaDevice::default(), &dtypes, &cases);
 }
