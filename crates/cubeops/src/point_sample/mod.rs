@@ -2,13 +2,16 @@
 //!
 //! Layout of this op (copy it for the next one): `api` (public function, validation),
 //! `options`, `backend` (extension trait, composite default), `composite` (tensor-op
-//! path), `cube` (fused cubecl kernels), `autodiff` (backward step), `reference` (f64 oracle).
+//! path), `cube` (fused cubecl kernels), `autodiff` (backward step), `reference` (f64 oracle),
+//! `cpu` (multi-threaded kernels over strided memory, for the Python bridge).
 
 mod api;
 mod autodiff;
 mod backend;
 mod composite;
+pub mod cpu;
 mod cube;
+mod footprint;
 mod options;
 pub mod reference;
 

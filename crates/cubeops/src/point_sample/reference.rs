@@ -4,6 +4,8 @@
 //! Tensors are contiguous row-major slices: input `(N, C, H, W)`, points `(N, P, 2)`,
 //! output and grad_output `(N, C, P)`.
 
+use super::footprint::Footprint;
+
 /// Shapes of a reference call: input `(n, channels, height, width)`, `num_points` points.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RefDims {
@@ -26,45 +28,6 @@ impl RefDims {
     }
 }
 
-/// One corner of a bilinear footprint: flat `y * W + x` index inside a map and its weight,
-/// plus d(weight)/d(pixel x) and d(weight)/d(pixel y).
-struct Corner {
-    index: usize,
-    weight: f64,
-    dw_dx: f64,
-    dw_dy: f64,
-}
-
-/// The in-bounds corners of point (x, y), and d(pixel)/d(point) per axis.
-fn corners(x: f64, y: f64, height: usize, width: usize, align_corners: bool) -> (Vec<Corner>, f64, f64) {
-    let (scale_x, scale_y, offset) = if align_corners {
-        (width as f64 - 1.0, height as f64 - 1.0, 0.0)
-    } else {
-        (width as f64, height as f64, 0.5)
-    };
-    let ix = x * scale_x - offset;
-    let iy = y * scale_y - offset;
-    let (x0, y0) = (ix.floor(), iy.floor());
-    let (tx, ty) = (ix - x0, iy - y0);
-    let mut out = Vec::with_capacity(4);
-    // NaN fails every bounds test below: such a point is off the map (torch's CUDA kernel).
-    for (dy, wy, dwy) in [(0.0, 1.0 - ty, -1.0), (1.0, ty, 1.0)] {
-        for (dx, wx, dwx) in [(0.0, 1.0 - tx, -1.0), (1.0, tx, 1.0)] {
-            let (cx, cy) = (x0 + dx, y0 + dy);
-            let inside = cx >= 0.0 && cx <= width as f64 - 1.0 && cy >= 0.0 && cy <= height as f64 - 1.0;
-            if inside {
-                out.push(Corner {
-                    index: cy as usize * width + cx as usize,
-                    weight: wx * wy,
-                    dw_dx: dwx * wy,
-                    dw_dy: wx * dwy,
-                });
-            }
-        }
-    }
-    (out, scale_x, scale_y)
-}
-
 /// `output (N, C, P)` of `point_sample(input, points, align_corners)`.
 pub fn forward(dims: RefDims, input: &[f64], points: &[f64], align_corners: bool) -> Vec<f64> {
     check_lengths(dims, input, points);
@@ -74,11 +37,11 @@ pub fn forward(dims: RefDims, input: &[f64], points: &[f64], align_corners: bool
     for b in 0..n {
         for p in 0..num_points {
             let pt = (b * num_points + p) * 2;
-            let (cs, _, _) = corners(points[pt], points[pt + 1], height, width, align_corners);
+            let fp = Footprint::locate(points[pt], points[pt + 1], height, width, align_corners);
             for c in 0..channels {
                 let base = (b * channels + c) * map;
                 output[(b * channels + c) * num_points + p] =
-                    cs.iter().map(|k| input[base + k.index] * k.weight).sum();
+                    fp.corners().iter().map(|k| input[base + k.y * width + k.x] * k.weight).sum();
             }
         }
     }
@@ -102,19 +65,20 @@ pub fn backward(
     for b in 0..n {
         for p in 0..num_points {
             let pt = (b * num_points + p) * 2;
-            let (cs, scale_x, scale_y) = corners(points[pt], points[pt + 1], height, width, align_corners);
+            let fp = Footprint::locate(points[pt], points[pt + 1], height, width, align_corners);
             let (mut gx, mut gy) = (0.0, 0.0);
             for c in 0..channels {
                 let base = (b * channels + c) * map;
                 let g = grad_output[(b * channels + c) * num_points + p];
-                for k in &cs {
-                    grad_input[base + k.index] += g * k.weight;
-                    gx += g * input[base + k.index] * k.dw_dx;
-                    gy += g * input[base + k.index] * k.dw_dy;
+                for k in fp.corners() {
+                    let cell = base + k.y * width + k.x;
+                    grad_input[cell] += g * k.weight;
+                    gx += g * input[cell] * k.dw_dx;
+                    gy += g * input[cell] * k.dw_dy;
                 }
             }
-            grad_points[pt] = gx * scale_x;
-            grad_points[pt + 1] = gy * scale_y;
+            grad_points[pt] = gx * fp.scale_x;
+            grad_points[pt + 1] = gy * fp.scale_y;
         }
     }
     (grad_input, grad_points)
