@@ -1,0 +1,138 @@
+"""Drop-in for mmcv's compiled extension: `import cubeops.mmcv_compat` before mmcv.
+
+- Provides a module `mmcv._ext` that answers every function name mmcv's ext_loader asks
+  for, so `import mmcv.ops` works with pure-Python mmcv (mmcv-lite 2.x). Functions cubeops
+  implements run on cubeops; the others raise NotImplementedError naming the op.
+- Makes `mmcv.ops.point_sample` run on cubeops (bilinear, zero padding: mmcv's default);
+  other `mode` / `padding_mode` values keep mmcv's own grid_sample implementation.
+
+For code you cannot edit: `python -m cubeops.mmcv_compat --install-pth` once, then any
+process started with `CUBEOPS_MMCV=1` has the drop-in active from its first line.
+"""
+
+import importlib.abc
+import importlib.machinery
+import importlib.util
+import sys
+import sysconfig
+import types
+from pathlib import Path
+
+from .ops.point_sample import point_sample as _cubeops_point_sample
+
+DOCS = "https://github.com/cubeops/cubeops/blob/main/docs/ops/README.md"
+
+# mmcv._ext functions cubeops implements, by name (none of point_sample's: it is Python in mmcv).
+IMPLEMENTED: dict = {}
+
+original_point_sample = None  # mmcv's own point_sample, once mmcv.ops.point_sample is loaded
+
+
+def _not_implemented(name: str):
+    def missing(*args, **kwargs):
+        raise NotImplementedError(
+            f"mmcv._ext.{name} is not implemented by cubeops (mmcv's compiled op `{name}`); "
+            f"implemented ops are listed at {DOCS}"
+        )
+
+    missing.__name__ = name
+    return missing
+
+
+class _Ext(types.ModuleType):
+    """`mmcv._ext`: any attribute mmcv asks for exists."""
+
+    def __getattr__(self, name: str):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return IMPLEMENTED.get(name) or _not_implemented(name)
+
+
+def point_sample(input, points, align_corners=False, **kwargs):
+    """mmcv's `point_sample(input, points, align_corners=False, **kwargs)` on cubeops."""
+    unknown = set(kwargs) - {"mode", "padding_mode"}
+    if unknown:
+        raise TypeError(f"point_sample() got unexpected keyword argument(s) {sorted(unknown)}")
+    if kwargs.get("mode", "bilinear") == "bilinear" and kwargs.get("padding_mode", "zeros") == "zeros":
+        return _cubeops_point_sample(input, points, align_corners)
+    return original_point_sample(input, points, align_corners, **kwargs)
+
+
+def _patch_point_sample_module(module) -> None:
+    global original_point_sample
+    if module.point_sample is not point_sample:
+        original_point_sample = module.point_sample
+        module.point_sample = point_sample
+
+
+_TARGET = "mmcv.ops.point_sample"
+
+
+class _PatchingLoader(importlib.abc.Loader):
+    def __init__(self, inner):
+        self.inner = inner
+
+    def create_module(self, spec):
+        return self.inner.create_module(spec)
+
+    def exec_module(self, module):
+        self.inner.exec_module(module)
+        # Patched before mmcv.ops' __init__ runs `from .point_sample import point_sample`.
+        _patch_point_sample_module(module)
+
+
+class _Finder(importlib.abc.MetaPathFinder):
+    def find_spec(self, fullname, path, target=None):
+        if fullname != _TARGET:
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(fullname, path)
+        if spec is not None and spec.loader is not None:
+            spec.loader = _PatchingLoader(spec.loader)
+        return spec
+
+
+def _compiled_ext_present() -> bool:
+    """A full mmcv build ships mmcv/_ext*.so; then it stays in charge."""
+    spec = importlib.util.find_spec("mmcv")
+    if spec is None or not spec.submodule_search_locations:
+        return False
+    locations = [Path(p) for p in spec.submodule_search_locations]
+    return any(any(loc.glob(pattern)) for loc in locations for pattern in ("_ext*.so", "_ext*.pyd"))
+
+
+def install() -> None:
+    """Idempotent: registers mmcv._ext and the point_sample patch."""
+    ext = sys.modules.get("mmcv._ext")
+    if not isinstance(ext, _Ext):
+        if ext is not None or _compiled_ext_present():
+            return  # a real compiled mmcv._ext: leave mmcv alone
+        sys.modules["mmcv._ext"] = _Ext("mmcv._ext")
+    if _TARGET in sys.modules:
+        module = sys.modules[_TARGET]
+        _patch_point_sample_module(module)
+        ops = sys.modules.get("mmcv.ops")
+        if ops is not None:
+            ops.point_sample = point_sample
+    elif not any(isinstance(f, _Finder) for f in sys.meta_path):
+        sys.meta_path.insert(0, _Finder())
+
+
+PTH_NAME = "cubeops_mmcv.pth"
+PTH_LINE = 'import os; os.environ.get("CUBEOPS_MMCV") == "1" and __import__("cubeops.mmcv_compat")\n'
+
+
+def install_pth() -> Path:
+    """Writes a .pth file into site-packages that imports this module when CUBEOPS_MMCV=1."""
+    path = Path(sysconfig.get_paths()["purelib"]) / PTH_NAME
+    path.write_text(PTH_LINE)
+    return path
+
+
+install()
+
+if __name__ == "__main__":
+    if sys.argv[1:] == ["--install-pth"]:
+        print(f"wrote {install_pth()}: set CUBEOPS_MMCV=1 to activate the mmcv drop-in")
+    else:
+        print("usage: python -m cubeops.mmcv_compat --install-pth", file=sys.stderr)
+        sys.exit(2)

@@ -1,0 +1,1 @@
+"""One module per op: its validation, torch.library registration and autograd."""

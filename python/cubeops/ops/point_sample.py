@@ -1,0 +1,118 @@
+"""point_sample: mmcv's `mmcv.ops.point_sample` on cubeops kernels.
+
+Registered as torch.library custom ops (`cubeops::point_sample` and its two gradient ops),
+with fake implementations, so torch.compile traces them without a graph break, and with
+autograd, so gradients reach both the input and the points.
+"""
+
+import torch
+from torch import Tensor
+
+from .. import _native
+from .._bridge import SUPPORTED_DTYPES, describe
+
+
+@torch.library.custom_op("cubeops::point_sample", mutates_args=())
+def _forward(input: Tensor, points: Tensor, align_corners: bool) -> Tensor:
+    n, c = input.shape[:2]
+    out = input.new_empty((n, c, points.shape[1]))
+    _native.point_sample_forward(describe(input), describe(points), describe(out), align_corners)
+    return out
+
+
+@_forward.register_fake
+def _(input: Tensor, points: Tensor, align_corners: bool) -> Tensor:
+    return input.new_empty((input.shape[0], input.shape[1], points.shape[1]))
+
+
+@torch.library.custom_op("cubeops::point_sample_grad_input", mutates_args=())
+def _grad_input(grad_output: Tensor, input: Tensor, points: Tensor, align_corners: bool) -> Tensor:
+    # `input` gives the shape, dtype and device; its values are not read.
+    grad_input = input.new_empty(input.shape)
+    _native.point_sample_grad_input(describe(grad_output), describe(points), describe(grad_input), align_corners)
+    return grad_input
+
+
+@_grad_input.register_fake
+def _(grad_output: Tensor, input: Tensor, points: Tensor, align_corners: bool) -> Tensor:
+    return input.new_empty(input.shape)
+
+
+@torch.library.custom_op("cubeops::point_sample_grad_points", mutates_args=())
+def _grad_points(grad_output: Tensor, input: Tensor, points: Tensor, align_corners: bool) -> Tensor:
+    grad_points = points.new_empty(points.shape)
+    _native.point_sample_grad_points(
+        describe(grad_output), describe(input), describe(points), describe(grad_points), align_corners
+    )
+    return grad_points
+
+
+@_grad_points.register_fake
+def _(grad_output: Tensor, input: Tensor, points: Tensor, align_corners: bool) -> Tensor:
+    return points.new_empty(points.shape)
+
+
+def _setup_context(ctx, inputs, output):
+    input, points, align_corners = inputs
+    ctx.save_for_backward(input, points)
+    ctx.align_corners = align_corners
+
+
+def _backward(ctx, grad_output):
+    input, points = ctx.saved_tensors
+    grad_input = grad_points = None
+    if ctx.needs_input_grad[0]:
+        grad_input = _grad_input(grad_output, input, points, ctx.align_corners)
+    if ctx.needs_input_grad[1]:
+        grad_points = _grad_points(grad_output, input, points, ctx.align_corners)
+    return grad_input, grad_points, None
+
+
+_forward.register_autograd(_backward, setup_context=_setup_context)
+
+
+def _check(input: Tensor, points: Tensor) -> None:
+    if not isinstance(input, Tensor):
+        raise TypeError(f"point_sample(): `input` must be a torch.Tensor, got {type(input).__name__}")
+    if not isinstance(points, Tensor):
+        raise TypeError(f"point_sample(): `points` must be a torch.Tensor, got {type(points).__name__}")
+    if input.dim() != 4:
+        raise ValueError(f"point_sample(): `input` must be 4-D (N, C, H, W), got shape {tuple(input.shape)}")
+    if points.dim() not in (3, 4) or points.shape[-1] != 2:
+        raise ValueError(
+            f"point_sample(): `points` must be (N, P, 2) or (N, Hp, Wp, 2), got shape {tuple(points.shape)}"
+        )
+    if points.shape[0] != input.shape[0]:
+        raise ValueError(
+            f"point_sample(): `points` has batch size {points.shape[0]}, `input` has {input.shape[0]}"
+        )
+    if input.shape[2] == 0 or input.shape[3] == 0:
+        raise ValueError(f"point_sample(): `input` must have non-empty H and W, got shape {tuple(input.shape)}")
+    if input.dtype not in SUPPORTED_DTYPES:
+        raise TypeError(f"point_sample(): `input` must be float16, bfloat16, float32 or float64, got {input.dtype}")
+    if points.dtype != input.dtype:
+        raise TypeError(f"point_sample(): `points` has dtype {points.dtype}, `input` has {input.dtype}")
+    if points.device != input.device:
+        raise ValueError(f"point_sample(): `points` is on {points.device}, `input` on {input.device}")
+
+
+def point_sample(input: Tensor, points: Tensor, align_corners: bool = False) -> Tensor:
+    """Samples `input` at `points` with bilinear interpolation, zeros outside the map.
+
+    Same semantics as mmcv's `point_sample` (and as
+    `F.grid_sample(input, 2 * points - 1, align_corners=align_corners)`).
+
+    Args:
+        input: (N, C, H, W) feature maps; any strides (channels-last is read in place).
+        points: (N, P, 2) or (N, Hp, Wp, 2) points, (x, y) normalised to [0, 1].
+        align_corners: as in grid_sample: True puts 0 and 1 on the centres of the corner
+            pixels, False (default) on their outer edges.
+
+    Returns:
+        (N, C, P) or (N, C, Hp, Wp), same dtype and device as `input`.
+    """
+    _check(input, points)
+    n, c = input.shape[:2]
+    flat = points.reshape(n, -1, 2)
+    out = _forward(input, flat, bool(align_corners))
+    return out if points.dim() == 3 else out.reshape(n, c, *points.shape[1:3])

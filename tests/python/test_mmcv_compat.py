@@ -1,0 +1,57 @@
+"""The mmcv drop-in, with real pure-Python mmcv (mmcv-lite 2.2.0 from PyPI)."""
+
+import pytest
+import torch
+
+import cubeops.mmcv_compat as compat
+from reference import forward_and_grads
+
+mmcv_ops = pytest.importorskip("mmcv.ops", reason="needs mmcv-lite (pip install mmcv-lite==2.2.0)")
+
+
+def test_mmcv_ops_imports_and_runs_cubeops():
+    assert mmcv_ops.point_sample is compat.point_sample
+    from mmcv.ops import point_sample
+    from mmcv.ops.point_sample import point_sample as inner
+
+    assert point_sample is compat.point_sample and inner is compat.point_sample
+    assert compat.original_point_sample is not None
+
+
+@pytest.mark.parametrize("align_corners", [False, True])
+@pytest.mark.parametrize("points_shape", [(17,), (3, 5)])
+def test_matches_mmcv_own_point_sample(align_corners, points_shape):
+    gen = torch.Generator().manual_seed(1)
+    x = torch.randn(2, 4, 7, 6, generator=gen, dtype=torch.float64)
+    p = torch.rand(2, *points_shape, 2, generator=gen, dtype=torch.float64) * 1.2 - 0.1
+    got = forward_and_grads(mmcv_ops.point_sample, x, p, align_corners=align_corners)
+    want = forward_and_grads(compat.original_point_sample, x, p, align_corners=align_corners)
+    for g, w in zip(got, want):
+        torch.testing.assert_close(g, w, rtol=1e-10, atol=1e-10)
+
+
+def test_other_modes_keep_mmcv_implementation():
+    x = torch.randn(1, 2, 5, 5, dtype=torch.float64)
+    p = torch.rand(1, 9, 2, dtype=torch.float64)
+    for kwargs in ({"mode": "nearest"}, {"padding_mode": "border"}):
+        torch.testing.assert_close(
+            mmcv_ops.point_sample(x, p, **kwargs), compat.original_point_sample(x, p, **kwargs)
+        )
+    with pytest.raises(TypeError, match="unexpected keyword argument"):
+        mmcv_ops.point_sample(x, p, interpolation="bilinear")
+
+
+def test_simple_roi_align_uses_it():
+    """mmcv's SimpleRoIAlign calls point_sample from its module: it must run (on cubeops)."""
+    features = torch.randn(2, 3, 16, 16)
+    rois = torch.tensor([[0, 1.0, 1.0, 9.0, 9.0], [1, 2.0, 3.0, 12.0, 14.0]])
+    out = mmcv_ops.SimpleRoIAlign(output_size=(4, 4), spatial_scale=1.0)(features, rois)
+    assert out.shape == (2, 3, 4, 4) and torch.isfinite(out).all()
+
+
+def test_unimplemented_ext_ops_raise_clearly():
+    import mmcv._ext as ext
+
+    with pytest.raises(NotImplementedError, match="psamask_forward"):
+        ext.psamask_forward()
+    assert hasattr(ext, "deform_conv_forward")  # what mmcv's ext_loader asserts
