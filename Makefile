@@ -5,21 +5,41 @@ CARGO ?= cargo
 # One feature set everywhere, so nothing is built twice.
 FEATURES := cuda,wgpu
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+PYTHON ?= python3
+VENV := .venv
+VPY := $(VENV)/bin/python
+# Re-installed when the requirements change; pip's cache makes a re-run cheap.
+VENV_STAMP := $(VENV)/.installed-$(shell cksum python/requirements-test.txt | cut -d' ' -f1)
 # wgpu asks for a runtime dir it never needs here; an empty one keeps its log quiet.
 export XDG_RUNTIME_DIR ?= /tmp/cubeops-xdg-$(shell id -u)
 
-.PHONY: demo test check-rust vulkan gpu-artifacts
+.PHONY: demo test check-rust vulkan wheel gpu-artifacts
 
 ## The main job: point_sample forward + backward on the best backend present (CUDA, else
 ## CPU), checked against the float64 reference.
 demo: check-rust
 	$(CARGO) run -p cubeops --features $(FEATURES) --example demo
 
-## Every test: Rust unit, fixture, composite, wgpu-kernel (Mesa llvmpipe) and doc tests.
+## Every test: Rust (unit, fixtures, composite, wgpu kernels on Mesa llvmpipe, doc tests),
+## then the Python package built by maturin from the same target dir, and pytest.
 ## CUDA tests are compiled and skipped here (they need a GPU: see docs/gpu-testing.md).
-test: check-rust vulkan
+test: check-rust vulkan $(VENV_STAMP)
 	@mkdir -p $(XDG_RUNTIME_DIR)
-	$(CARGO) test --workspace --features $(FEATURES)
+	$(CARGO) test --workspace --exclude cubeops-py --features $(FEATURES)
+	$(MAKE) wheel
+	$(VPY) -m pytest tests/python -q
+
+## The Python package as an abi3 wheel in target/wheels, installed into .venv. The dev
+## profile and the cuda+wgpu feature set are those of `cargo test`: nothing builds twice.
+wheel: $(VENV_STAMP)
+	cd python && ../$(VENV)/bin/maturin build --profile dev -o ../target/wheels
+	$(VPY) -m pip install -q --force-reinstall --no-deps $$(ls -t target/wheels/cubeops-*.whl | head -1)
+
+$(VENV_STAMP): python/requirements-test.txt
+	@[ -x $(VPY) ] || $(PYTHON) -m venv $(VENV)
+	$(VPY) -m pip install -q --upgrade pip
+	$(VPY) -m pip install -q -r python/requirements-test.txt
+	@rm -f $(VENV)/.installed-* && touch $@
 
 check-rust:
 	@command -v $(CARGO) >/dev/null || { echo "cargo not found: install Rust (https://rustup.rs), then run make again"; exit 1; }
