@@ -2,46 +2,35 @@
 
 use cubecl::prelude::*;
 
-use super::sampling::{locate_point, split_position};
+use super::sampling::{locate_point, split_position, GeometryArgs};
 
 /// `grad_input[n, c, corner] += weight(corner) * grad_output[n, c, p]` for the four corners.
 ///
 /// One thread per `grad_output` element. `grad_input` is an accumulation-type buffer
-/// (f32, or f64 for f64 storage) with the input's layout, zeroed by the caller; the
-/// caller casts it to the storage type afterwards. Float atomics make the result
+/// (f32, or f64 for f64 storage) laid out by `geo`'s map strides and zeroed by the caller,
+/// who casts it to the storage type afterwards. Float atomics make the result
 /// order-dependent in the last bits when several points share a cell.
 #[cube(launch, address_type = "dynamic")]
 pub fn point_sample_backward_input_kernel<F: Float, A: Float>(
-    grad_output: &Tensor<F>,
-    points: &Tensor<F>,
-    grad_input: &mut Tensor<Atomic<A>>,
+    grad_output: &Array<F>,
+    points: &Array<F>,
+    grad_input: &mut Array<Atomic<A>>,
+    geo: &GeometryArgs,
     #[comptime] align_corners: bool,
     #[comptime] channels_fastest: bool,
     #[define(F, A)] _dtypes: [StorageType; 2],
 ) {
-    let channels = grad_input.shape(1);
-    let num_points = points.shape(1);
-    if ABSOLUTE_POS >= grad_output.shape(0) * channels * num_points {
+    let channels = geo.channels as usize;
+    let num_points = geo.num_points as usize;
+    if ABSOLUTE_POS >= geo.n as usize * channels * num_points {
         terminate!();
     }
     let (n, c, p) = split_position(ABSOLUTE_POS, channels, num_points, channels_fastest);
+    let fp = locate_point::<F, A>(points, geo, n, p, align_corners);
 
-    let fp = locate_point::<F, A>(
-        points,
-        n,
-        p,
-        grad_input.shape(2),
-        grad_input.shape(3),
-        grad_input.stride(2),
-        grad_input.stride(3),
-        align_corners,
-    );
-
-    let grad = A::cast_from(
-        grad_output[n * grad_output.stride(0) + c * grad_output.stride(1) + p * grad_output.stride(2)],
-    );
+    let grad = A::cast_from(grad_output[n * geo.out_n as usize + c * geo.out_c as usize + p * geo.out_p as usize]);
     let one = A::new(1.0);
-    let base = n * grad_input.stride(0) + c * grad_input.stride(1);
+    let base = n * geo.map_n as usize + c * geo.map_c as usize;
     if fp.y0_in && fp.x0_in {
         grad_input[base + fp.off_y0 + fp.off_x0].fetch_add(grad * (one - fp.tx) * (one - fp.ty));
     }

@@ -2,41 +2,32 @@
 
 use cubecl::prelude::*;
 
-use super::sampling::{locate_point, read_or_zero, split_position};
+use super::sampling::{locate_point, read_or_zero, split_position, GeometryArgs};
 
 /// `output[n, c, p] = bilinear(input[n, c], points[n, p])`, zeros outside the map.
 ///
 /// `input` is `(N, C, H, W)`, `points` `(N, P, 2)` holding (x, y) in [0, 1], `output`
-/// `(N, C, P)`; any strides. `F` is the storage type, `A` the accumulation type (f32, or
-/// f64 for f64 storage).
+/// `(N, C, P)`, with the sizes and strides of `geo`. `F` is the storage type, `A` the
+/// accumulation type (f32, or f64 for f64 storage).
 #[cube(launch, address_type = "dynamic")]
 pub fn point_sample_forward_kernel<F: Float, A: Float>(
-    input: &Tensor<F>,
-    points: &Tensor<F>,
-    output: &mut Tensor<F>,
+    input: &Array<F>,
+    points: &Array<F>,
+    output: &mut Array<F>,
+    geo: &GeometryArgs,
     #[comptime] align_corners: bool,
     #[comptime] channels_fastest: bool,
     #[define(F, A)] _dtypes: [StorageType; 2],
 ) {
-    let channels = input.shape(1);
-    let num_points = points.shape(1);
-    if ABSOLUTE_POS >= output.shape(0) * channels * num_points {
+    let channels = geo.channels as usize;
+    let num_points = geo.num_points as usize;
+    if ABSOLUTE_POS >= geo.n as usize * channels * num_points {
         terminate!();
     }
     let (n, c, p) = split_position(ABSOLUTE_POS, channels, num_points, channels_fastest);
+    let fp = locate_point::<F, A>(points, geo, n, p, align_corners);
 
-    let fp = locate_point::<F, A>(
-        points,
-        n,
-        p,
-        input.shape(2),
-        input.shape(3),
-        input.stride(2),
-        input.stride(3),
-        align_corners,
-    );
-
-    let base = n * input.stride(0) + c * input.stride(1);
+    let base = n * geo.map_n as usize + c * geo.map_c as usize;
     let nw = read_or_zero::<F, A>(input, base + fp.off_y0 + fp.off_x0, fp.y0_in && fp.x0_in);
     let ne = read_or_zero::<F, A>(input, base + fp.off_y0 + fp.off_x1, fp.y0_in && fp.x1_in);
     let sw = read_or_zero::<F, A>(input, base + fp.off_y1 + fp.off_x0, fp.y1_in && fp.x0_in);
@@ -47,5 +38,5 @@ pub fn point_sample_forward_kernel<F: Float, A: Float>(
     let bottom = sw * (one - fp.tx) + se * fp.tx;
     let value = top * (one - fp.ty) + bottom * fp.ty;
 
-    output[n * output.stride(0) + c * output.stride(1) + p * output.stride(2)] = F::cast_from(value);
+    output[n * geo.out_n as usize + c * geo.out_c as usize + p * geo.out_p as usize] = F::cast_from(value);
 }

@@ -6,19 +6,52 @@ use cubecl::ir::{ElemType, FloatKind};
 use cubecl::prelude::*;
 use cubecl::{calculate_cube_count_elemwise, CubeDim};
 
+use super::sampling::GeometryArgsLaunch;
 use super::{
     point_sample_backward_input_kernel, point_sample_backward_points_kernel,
     point_sample_forward_kernel,
 };
 
-/// Problem sizes: input `(n, channels, height, width)`, points `(n, num_points, 2)`.
+/// Sizes and strides (in elements) of one launch: input `(n, channels, height, width)`,
+/// points `(n, num_points, 2)`, output `(n, channels, num_points)`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Dims {
+pub struct Geometry {
     pub n: usize,
     pub channels: usize,
     pub height: usize,
     pub width: usize,
     pub num_points: usize,
+    /// Strides of the `(N, C, H, W)` map: input (forward, backward to points) or
+    /// grad_input (backward to input).
+    pub map_strides: [usize; 4],
+    pub points_strides: [usize; 3],
+    /// Strides of the `(N, C, P)` output (forward) or grad_output (backward).
+    pub out_strides: [usize; 3],
+}
+
+impl Geometry {
+    /// The kernel scalars, in `GeometryArgs` field order. Sizes and strides must fit `u32`.
+    pub fn scalars(&self) -> Result<[u32; 15], String> {
+        let [mn, mc, mh, mw] = self.map_strides;
+        let [pn, pp, pk] = self.points_strides;
+        let [on, oc, op] = self.out_strides;
+        let all = [self.n, self.channels, self.height, self.width, self.num_points, mn, mc, mh, mw, pn, pp, pk, on, oc, op];
+        let mut out = [0u32; 15];
+        for (o, v) in out.iter_mut().zip(all) {
+            *o = u32::try_from(v).map_err(|_| format!("size or stride {v} does not fit 32 bits"))?;
+        }
+        Ok(out)
+    }
+
+    fn launch_arg<R: Runtime>(&self) -> GeometryArgsLaunch<R> {
+        let s = self.scalars().expect("geometry checked by the caller");
+        GeometryArgsLaunch::new(s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7], s[8], s[9], s[10], s[11], s[12], s[13], s[14])
+    }
+
+    /// Threads of the forward and backward-to-input kernels: one per output element.
+    pub fn output_elements(&self) -> usize {
+        self.n * self.channels * self.num_points
+    }
 }
 
 /// The compile-time choices of a launch. Each distinct value (times the storage dtype) is
@@ -68,14 +101,14 @@ fn grid<R: Runtime>(client: &ComputeClient<R>, threads: usize) -> (CubeCount, Cu
 /// `output (N, C, P) = point_sample(input, points)`.
 pub fn launch_forward<R: Runtime>(
     client: &ComputeClient<R>,
-    dims: Dims,
+    geo: &Geometry,
     variant: Variant,
     storage: StorageType,
-    input: TensorArg<R>,
-    points: TensorArg<R>,
-    output: TensorArg<R>,
+    input: ArrayArg<R>,
+    points: ArrayArg<R>,
+    output: ArrayArg<R>,
 ) {
-    let threads = dims.n * dims.channels * dims.num_points;
+    let threads = geo.output_elements();
     if threads == 0 {
         return;
     }
@@ -88,6 +121,7 @@ pub fn launch_forward<R: Runtime>(
         input,
         points,
         output,
+        geo.launch_arg(),
         variant.align_corners,
         variant.channels_last,
         [storage, accumulation_type(storage)],
@@ -97,14 +131,14 @@ pub fn launch_forward<R: Runtime>(
 /// `grad_input += d point_sample / d input` into a zeroed buffer of [`accumulation_type`].
 pub fn launch_backward_input<R: Runtime>(
     client: &ComputeClient<R>,
-    dims: Dims,
+    geo: &Geometry,
     variant: Variant,
     storage: StorageType,
-    grad_output: TensorArg<R>,
-    points: TensorArg<R>,
-    grad_input: TensorArg<R>,
+    grad_output: ArrayArg<R>,
+    points: ArrayArg<R>,
+    grad_input: ArrayArg<R>,
 ) {
-    let threads = dims.n * dims.channels * dims.num_points;
+    let threads = geo.output_elements();
     if threads == 0 {
         return;
     }
@@ -117,24 +151,26 @@ pub fn launch_backward_input<R: Runtime>(
         grad_output,
         points,
         grad_input,
+        geo.launch_arg(),
         variant.align_corners,
         variant.channels_last,
         [storage, accumulation_type(storage)],
     );
 }
 
-/// `grad_points (N, P, 2) = d point_sample / d points`, contracted with `grad_output`.
+/// `grad_points (N, P, 2)`, contiguous, `= d point_sample / d points` contracted with
+/// `grad_output`.
 pub fn launch_backward_points<R: Runtime>(
     client: &ComputeClient<R>,
-    dims: Dims,
+    geo: &Geometry,
     variant: Variant,
     storage: StorageType,
-    grad_output: TensorArg<R>,
-    input: TensorArg<R>,
-    points: TensorArg<R>,
-    grad_points: TensorArg<R>,
+    grad_output: ArrayArg<R>,
+    input: ArrayArg<R>,
+    points: ArrayArg<R>,
+    grad_points: ArrayArg<R>,
 ) {
-    let threads = dims.n * dims.num_points;
+    let threads = geo.n * geo.num_points;
     if threads == 0 {
         return;
     }
@@ -148,6 +184,7 @@ pub fn launch_backward_points<R: Runtime>(
         input,
         points,
         grad_points,
+        geo.launch_arg(),
         variant.align_corners,
         [storage, accumulation_type(storage)],
     );

@@ -13,5 +13,6 @@ pub use backward_points::point_sample_backward_points_kernel;
 pub use forward::point_sample_forward_kernel;
 pub use launch::{
     accumulation_type, launch_backward_input, launch_backward_points, launch_forward,
-    supports_atomic_add, Dims, Variant,
+    supports_atomic_add, Geometry, Variant,
 };
+pub use sampling::{GeometryArgs, GeometryArgsLaunch};

@@ -1,7 +1,34 @@
-//! Shared device-side pieces of point_sample: where a point lands on the feature map and
-//! which four cells (with which weights) it reads.
+//! Shared device-side pieces of point_sample: the launch geometry, where a point lands on
+//! the feature map and which four cells (with which weights) it reads.
 
 use cubecl::prelude::*;
+
+/// Sizes and strides (in elements) of a point_sample launch, all `u32` kernel scalars.
+///
+/// Kernels take plain `Array`s plus this struct rather than cubecl `Tensor`s: the kernel
+/// parameters are then only buffer pointers and one by-value info block (no per-launch
+/// device buffer of tensor metadata), which the zero-copy launcher fills for foreign memory.
+#[derive(CubeLaunch, CubeType)]
+pub struct GeometryArgs {
+    pub n: u32,
+    pub channels: u32,
+    pub height: u32,
+    pub width: u32,
+    pub num_points: u32,
+    /// Strides of the `(N, C, H, W)` map: the input, or grad_input in the scatter kernel.
+    pub map_n: u32,
+    pub map_c: u32,
+    pub map_h: u32,
+    pub map_w: u32,
+    /// Strides of the `(N, P, 2)` points.
+    pub points_n: u32,
+    pub points_p: u32,
+    pub points_k: u32,
+    /// Strides of the `(N, C, P)` output, or of grad_output in the backward kernels.
+    pub out_n: u32,
+    pub out_c: u32,
+    pub out_p: u32,
+}
 
 /// The bilinear footprint of one point on an `H x W` map.
 ///
@@ -10,7 +37,7 @@ use cubecl::prelude::*;
 /// `padding_mode='zeros'`); its `*_in` flag is false and its offset must not be used.
 #[derive(CubeType)]
 pub struct Footprint<A: Float> {
-    /// Fractional position inside the cell, in [0, 1) (NaN for a NaN point).
+    /// Fractional position inside the cell, in [0, 1).
     pub tx: A,
     pub ty: A,
     /// d(pixel x) / d(point x): the map width for align_corners=False, width - 1 otherwise.
@@ -93,22 +120,27 @@ pub fn footprint<A: Float>(
     }
 }
 
-/// Reads point `(n, p)` of a `(N, P, 2)` tensor and locates it on an `h x w` map.
+/// Reads point `(n, p)` and locates it on the map described by `geo`.
 #[cube]
 pub fn locate_point<F: Float, A: Float>(
-    points: &Tensor<F>,
+    points: &Array<F>,
+    geo: &GeometryArgs,
     n: usize,
     p: usize,
-    h: usize,
-    w: usize,
-    stride_h: usize,
-    stride_w: usize,
     #[comptime] align_corners: bool,
 ) -> Footprint<A> {
-    let at = n * points.stride(0) + p * points.stride(1);
+    let at = n * geo.points_n as usize + p * geo.points_p as usize;
     let px = A::cast_from(points[at]);
-    let py = A::cast_from(points[at + points.stride(2)]);
-    footprint::<A>(px, py, h, w, stride_h, stride_w, align_corners)
+    let py = A::cast_from(points[at + geo.points_k as usize]);
+    footprint::<A>(
+        px,
+        py,
+        geo.height as usize,
+        geo.width as usize,
+        geo.map_h as usize,
+        geo.map_w as usize,
+        align_corners,
+    )
 }
 
 /// `p * scale - offset - cell` with one rounding (fma). `ix - cell` would inherit the
@@ -129,7 +161,7 @@ fn is_nan<A: Float>(x: A) -> bool {
 
 /// Reads one cell as the accumulation type, zero when `inside` is false.
 #[cube]
-pub fn read_or_zero<F: Float, A: Float>(map: &Tensor<F>, index: usize, inside: bool) -> A {
+pub fn read_or_zero<F: Float, A: Float>(map: &Array<F>, index: usize, inside: bool) -> A {
     let mut value = A::new(0.0);
     if inside {
         value = A::cast_from(map[index]);

@@ -2,25 +2,48 @@
 
 use burn::tensor::{DType, Shape};
 use burn_cubecl::kernel::cast;
-use burn_cubecl::ops::numeric::{empty_device_dtype, zeros_client};
+use burn_cubecl::ops::numeric::{empty_device_contiguous_dtype, empty_device_dtype, zeros_client};
 use burn_cubecl::ops::permute;
 use burn_cubecl::tensor::CubeTensor;
 use burn_cubecl::{BoolElement, CubeBackend, CubeRuntime, FloatElement, IntElement};
 use cubecl::ir::AddressType;
+use cubecl::prelude::ArrayArg;
 use cubeops_kernels::point_sample::{
-    accumulation_type, launch_backward_input, launch_backward_points, launch_forward, supports_atomic_add, Dims,
+    accumulation_type, launch_backward_input, launch_backward_points, launch_forward, supports_atomic_add, Geometry,
     Variant,
 };
 
 use super::{composite, PointSampleBackend};
 
-fn dims<R: CubeRuntime>(input: &CubeTensor<R>, points: &CubeTensor<R>) -> Dims {
-    let [n, channels, height, width] = input.meta.shape().dims();
-    Dims { n, channels, height, width, num_points: points.meta.shape()[1] }
+/// The tensor's whole buffer as a flat array; the kernels index it through `Geometry`'s strides.
+fn array<R: CubeRuntime>(t: &CubeTensor<R>) -> ArrayArg<R> {
+    let len = t.handle.size() as usize / t.dtype.size();
+    // SAFETY: the length is the handle's own size in elements.
+    unsafe { ArrayArg::from_raw_parts(t.handle.clone(), len) }
 }
 
-/// Kernel variant for this call. `map` is the tensor with the `(N, C, H, W)` layout that the
-/// threads should follow (input, or the grad_input buffer).
+fn strides<R: CubeRuntime, const D: usize>(t: &CubeTensor<R>) -> [usize; D] {
+    t.meta.strides().as_ref().try_into().expect("rank checked by the API")
+}
+
+/// Launch geometry; `map` is the `(N, C, H, W)` tensor the kernel indexes (input or
+/// grad_input) and `out` the `(N, C, P)` one (output or grad_output).
+fn geometry<R: CubeRuntime>(map: &CubeTensor<R>, points: &CubeTensor<R>, out: &CubeTensor<R>) -> Geometry {
+    let [n, channels, height, width] = map.meta.shape().dims();
+    Geometry {
+        n,
+        channels,
+        height,
+        width,
+        num_points: points.meta.shape()[1],
+        map_strides: strides(map),
+        points_strides: strides(points),
+        out_strides: strides(out),
+    }
+}
+
+/// Kernel variant for this call. `map` sets the thread order (channels fastest for
+/// channels-last memory).
 fn variant<R: CubeRuntime>(map: &CubeTensor<R>, align_corners: bool, tensors: &[&CubeTensor<R>]) -> Variant {
     let strides = map.meta.strides();
     Variant {
@@ -32,23 +55,15 @@ fn variant<R: CubeRuntime>(map: &CubeTensor<R>, align_corners: bool, tensors: &[
 
 impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> PointSampleBackend for CubeBackend<R, F, I, BT> {
     fn point_sample(input: CubeTensor<R>, points: CubeTensor<R>, align_corners: bool) -> CubeTensor<R> {
-        let dims = dims(&input, &points);
-        let output = empty_device_dtype(
-            input.client.clone(),
-            input.device.clone(),
-            Shape::new([dims.n, dims.channels, dims.num_points]),
-            input.dtype,
-        );
+        let [n, c, _, _] = input.meta.shape().dims();
+        let shape = Shape::new([n, c, points.meta.shape()[1]]);
+        let output = empty_device_dtype(input.client.clone(), input.device.clone(), shape, input.dtype);
+        let geo = geometry(&input, &points, &output);
+        if geo.scalars().is_err() {
+            return composite::forward::<Self>(input, points, align_corners);
+        }
         let variant = variant(&input, align_corners, &[&input, &points, &output]);
-        launch_forward::<R>(
-            &output.client,
-            dims,
-            variant,
-            input.dtype.into(),
-            input.into_tensor_arg(),
-            points.into_tensor_arg(),
-            output.clone().into_tensor_arg(),
-        );
+        launch_forward::<R>(&output.client, &geo, variant, input.dtype.into(), array(&input), array(&points), array(&output));
         output
     }
 
@@ -58,30 +73,32 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> PointSampl
         points: CubeTensor<R>,
         align_corners: bool,
     ) -> CubeTensor<R> {
-        let dims = dims(&input, &points);
         let storage = input.dtype.into();
-        let acc_dtype = if input.dtype == DType::F64 { DType::F64 } else { DType::F32 };
         if !supports_atomic_add(&input.client, accumulation_type(storage)) {
             return composite::grad_input::<Self>(grad_output, input, points, align_corners);
         }
-        let Dims { n, channels, height, width, .. } = dims;
+        let acc_dtype = if input.dtype == DType::F64 { DType::F64 } else { DType::F32 };
+        let [n, c, h, w] = input.meta.shape().dims();
+        let (client, device) = (input.client.clone(), input.device.clone());
         // The gradient keeps the input's memory layout, as torch's does.
-        let channels_last = variant(&input, align_corners, &[]).channels_last;
-        let grad_input = if channels_last {
-            let nhwc = zeros_client(input.client.clone(), input.device.clone(), Shape::new([n, height, width, channels]), acc_dtype);
-            permute(nhwc, &[0, 3, 1, 2])
+        let grad_input = if variant(&input, align_corners, &[]).channels_last {
+            permute(zeros_client(client, device, Shape::new([n, h, w, c]), acc_dtype), &[0, 3, 1, 2])
         } else {
-            zeros_client(input.client.clone(), input.device.clone(), Shape::new([n, channels, height, width]), acc_dtype)
+            zeros_client(client, device, Shape::new([n, c, h, w]), acc_dtype)
         };
+        let geo = geometry(&grad_input, &points, &grad_output);
+        if geo.scalars().is_err() {
+            return composite::grad_input::<Self>(grad_output, input, points, align_corners);
+        }
         let variant = variant(&grad_input, align_corners, &[&grad_output, &points, &grad_input]);
         launch_backward_input::<R>(
             &grad_input.client,
-            dims,
+            &geo,
             variant,
             storage,
-            grad_output.into_tensor_arg(),
-            points.into_tensor_arg(),
-            grad_input.clone().into_tensor_arg(),
+            array(&grad_output),
+            array(&points),
+            array(&grad_input),
         );
         cast(grad_input, input.dtype)
     }
@@ -92,23 +109,24 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> PointSampl
         points: CubeTensor<R>,
         align_corners: bool,
     ) -> CubeTensor<R> {
-        let dims = dims(&input, &points);
-        let grad_points = empty_device_dtype(
-            input.client.clone(),
-            input.device.clone(),
-            Shape::new([dims.n, dims.num_points, 2]),
-            input.dtype,
-        );
+        let [n, p, _] = points.meta.shape().dims();
+        let (client, device) = (input.client.clone(), input.device.clone());
+        // Contiguous: the kernel writes point i at 2 * i.
+        let grad_points = empty_device_contiguous_dtype(client, device, Shape::new([n, p, 2]), input.dtype);
+        let geo = geometry(&input, &points, &grad_output);
+        if geo.scalars().is_err() {
+            return composite::grad_points::<Self>(grad_output, input, points, align_corners);
+        }
         let variant = variant(&input, align_corners, &[&grad_output, &input, &points, &grad_points]);
         launch_backward_points::<R>(
             &grad_points.client,
-            dims,
+            &geo,
             variant,
             input.dtype.into(),
-            grad_output.into_tensor_arg(),
-            input.into_tensor_arg(),
-            points.into_tensor_arg(),
-            grad_points.clone().into_tensor_arg(),
+            array(&grad_output),
+            array(&input),
+            array(&points),
+            array(&grad_points),
         );
         grad_points
     }
