@@ -2,7 +2,14 @@
 how many elements the storage holds from the pointer on (Rust checks every access against
 it). No tensor data is copied."""
 
+import ctypes
+import functools
+import importlib.util
+from pathlib import Path
+
 import torch
+
+from . import _native
 
 _DTYPES = {
     torch.float16: "float16",
@@ -18,3 +25,34 @@ def describe(t: torch.Tensor) -> tuple:
     available = t.untyped_storage().nbytes() // t.element_size() - t.storage_offset()
     device = -1 if t.device.type == "cpu" else t.device.index
     return (t.data_ptr(), tuple(t.shape), tuple(t.stride()), _DTYPES[t.dtype], device, available)
+
+
+def stream(t: torch.Tensor) -> int:
+    """The CUstream the kernels run on: torch's current stream of the tensor's device."""
+    if t.device.type != "cuda":
+        return 0
+    _cuda_setup()
+    return torch.cuda.current_stream(t.device).cuda_stream
+
+
+def _package_dir(name: str):
+    spec = importlib.util.find_spec(name)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+@functools.cache
+def _cuda_setup() -> None:
+    """NVRTC and the CUDA headers as pip users have them: torch's CUDA wheels depend on
+    nvidia-cuda-nvrtc-cu12 and nvidia-cuda-runtime-cu12 (headers under nvidia/cuda_runtime/include).
+    A toolkit found through CUDA_PATH or /usr/local/cuda works too."""
+    runtime = _package_dir("nvidia.cuda_runtime")
+    if runtime is not None and (runtime / "include").is_dir():
+        _native.add_cuda_include_dirs([str(runtime / "include")])
+    nvrtc = _package_dir("nvidia.cuda_nvrtc")
+    if nvrtc is not None:
+        # Loaded by soname first, so the Rust side's dlopen("libnvrtc.so.12") finds it.
+        for lib in sorted((nvrtc / "lib").glob("libnvrtc*.so*")):
+            if "alt" not in lib.name:
+                ctypes.CDLL(str(lib), mode=ctypes.RTLD_GLOBAL)

@@ -1,14 +1,21 @@
 """Type stubs of the Rust bridge. A tensor description is
 (data_ptr, shape, strides, dtype name, device index or -1 for CPU, elements available)."""
 
-from typing import Tuple
+from typing import List, Tuple
 
 TensorDesc = Tuple[int, Tuple[int, ...], Tuple[int, ...], str, int, int]
 
 __version__: str
 
-def point_sample_forward(input: TensorDesc, points: TensorDesc, output: TensorDesc, align_corners: bool) -> None: ...
-def point_sample_grad_input(grad_output: TensorDesc, points: TensorDesc, grad_input: TensorDesc, align_corners: bool) -> None: ...
-def point_sample_grad_points(
-    grad_output: TensorDesc, input: TensorDesc, points: TensorDesc, grad_points: TensorDesc, align_corners: bool
+# `stream` is a CUstream (torch.cuda.current_stream().cuda_stream) for CUDA tensors, 0 on the CPU.
+def point_sample_forward(
+    input: TensorDesc, points: TensorDesc, output: TensorDesc, align_corners: bool, stream: int
 ) -> None: ...
+def point_sample_grad_input(
+    grad_output: TensorDesc, points: TensorDesc, grad_input: TensorDesc, align_corners: bool, stream: int
+) -> None: ...
+def point_sample_grad_points(
+    grad_output: TensorDesc, input: TensorDesc, points: TensorDesc, grad_points: TensorDesc, align_corners: bool, stream: int
+) -> None: ...
+def add_cuda_include_dirs(dirs: List[str]) -> None: ...
+def cuda_include_dirs() -> List[str]: ...

@@ -154,6 +154,6 @@ def test_bridge_rejects_memory_it_cannot_reach():
     ptr, shape, strides, dtype, device, available = describe(x)
     lying = (ptr, (1, 2, 30, 3), strides, dtype, device, available)
     with pytest.raises(ValueError, match="`input`: shape .* reaches past"):
-        _native.point_sample_forward(lying, describe(p), describe(out), False)
+        _native.point_sample_forward(lying, describe(p), describe(out), False, 0)
     with pytest.raises(TypeError, match="`points` has dtype"):
-        _native.point_sample_forward(describe(x), describe(p.float()), describe(out), False)
+        _native.point_sample_forward(describe(x), describe(p.float()), describe(out), False, 0)

@@ -6,3 +6,6 @@
 //! bridge build on these.
 
 pub mod point_sample;
+
+#[cfg(feature = "cuda")]
+pub mod cuda;

@@ -2,24 +2,30 @@
 //!
 //! Python passes tensor descriptions (pointer, shape, strides, dtype, device, storage size)
 //! and pre-allocated outputs; Rust validates them, then runs the kernels on that memory in
-//! place, with the GIL released. Errors come back as Python exceptions naming the argument;
-//! PyO3 turns any panic into a Python exception, so none crosses the FFI boundary.
+//! place with the GIL released: the CPU kernels of `cubeops`, or the zero-copy CUDA
+//! launcher of `cubeops_kernels::cuda` on the given stream. Errors come back as Python
+//! exceptions naming the argument; PyO3 turns any panic into a Python exception, so none
+//! crosses the FFI boundary.
 
 mod cpu;
+mod cuda;
 mod error;
 mod tensor;
 
-use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
+use std::path::PathBuf;
+
+use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 
 use tensor::TensorDesc;
 
-/// Reads the descriptions; all must share one dtype and one device.
-fn describe(args: &[(&'static str, &Bound<'_, PyAny>)]) -> PyResult<Vec<TensorDesc>> {
+/// Reads the descriptions; all must be on one device, and those in `same_dtype` share the
+/// first one's dtype.
+fn describe(args: &[(&'static str, &Bound<'_, PyAny>)], same_dtype: usize) -> PyResult<Vec<TensorDesc>> {
     let descs = args.iter().map(|(name, obj)| TensorDesc::from_py(name, obj)).collect::<PyResult<Vec<_>>>()?;
     let first = &descs[0];
-    for d in &descs[1..] {
-        if d.dtype != first.dtype {
+    for (i, d) in descs.iter().enumerate().skip(1) {
+        if i < same_dtype && d.dtype != first.dtype {
             return Err(PyTypeError::new_err(format!("`{}` has dtype {:?}, `{}` has {:?}", d.arg, d.dtype, first.arg, first.dtype)));
         }
         if d.device != first.device {
@@ -29,23 +35,33 @@ fn describe(args: &[(&'static str, &Bound<'_, PyAny>)]) -> PyResult<Vec<TensorDe
     Ok(descs)
 }
 
-/// Runs `cpu` on CPU tensors; CUDA tensors go to the CUDA launcher.
-fn dispatch(py: Python<'_>, descs: &[TensorDesc], cpu: impl FnOnce(&[TensorDesc]) -> PyResult<()> + Send) -> PyResult<()> {
-    if descs[0].device < 0 {
-        py.detach(|| cpu(descs))
-    } else {
-        Err(PyRuntimeError::new_err("cubeops: the CUDA path of this build is not available yet"))
-    }
+fn on_cpu(descs: &[TensorDesc]) -> bool {
+    descs[0].device < 0
 }
 
 /// `output (N, C, P) = point_sample(input (N, C, H, W), points (N, P, 2))`.
 #[pyfunction]
-fn point_sample_forward(py: Python<'_>, input: Bound<'_, PyAny>, points: Bound<'_, PyAny>, output: Bound<'_, PyAny>, align_corners: bool) -> PyResult<()> {
-    let descs = describe(&[("input", &input), ("points", &points), ("output", &output)])?;
-    dispatch(py, &descs, |d| cpu::forward(&d[0], &d[1], &d[2], align_corners))
+fn point_sample_forward(
+    py: Python<'_>,
+    input: Bound<'_, PyAny>,
+    points: Bound<'_, PyAny>,
+    output: Bound<'_, PyAny>,
+    align_corners: bool,
+    stream: u64,
+) -> PyResult<()> {
+    let d = describe(&[("input", &input), ("points", &points), ("output", &output)], 3)?;
+    py.detach(|| {
+        if on_cpu(&d) {
+            cpu::forward(&d[0], &d[1], &d[2], align_corners)
+        } else {
+            cuda::forward(&d[0], &d[1], &d[2], align_corners, stream)
+        }
+    })
 }
 
-/// `grad_input (N, C, H, W)`, contiguous, from `grad_output (N, C, P)`.
+/// Gradient to the input from `grad_output (N, C, P)`. On the CPU `grad_input` is a
+/// contiguous tensor of the input's dtype; on CUDA a zeroed float32 (float64) accumulation
+/// buffer in the input's layout, which the caller casts.
 #[pyfunction]
 fn point_sample_grad_input(
     py: Python<'_>,
@@ -53,9 +69,19 @@ fn point_sample_grad_input(
     points: Bound<'_, PyAny>,
     grad_input: Bound<'_, PyAny>,
     align_corners: bool,
+    stream: u64,
 ) -> PyResult<()> {
-    let descs = describe(&[("grad_output", &grad_output), ("points", &points), ("grad_input", &grad_input)])?;
-    dispatch(py, &descs, |d| cpu::grad_input(&d[0], &d[1], &d[2], align_corners))
+    let d = describe(&[("grad_output", &grad_output), ("points", &points), ("grad_input", &grad_input)], 2)?;
+    py.detach(|| {
+        if on_cpu(&d) {
+            if d[2].dtype != d[0].dtype {
+                return Err(PyTypeError::new_err("`grad_input` must have grad_output's dtype on the CPU"));
+            }
+            cpu::grad_input(&d[0], &d[1], &d[2], align_corners)
+        } else {
+            cuda::grad_input(&d[0], &d[1], &d[2], d[0].dtype, align_corners, stream)
+        }
+    })
 }
 
 /// `grad_points (N, P, 2)`, contiguous, from `grad_output (N, C, P)`.
@@ -67,9 +93,28 @@ fn point_sample_grad_points(
     points: Bound<'_, PyAny>,
     grad_points: Bound<'_, PyAny>,
     align_corners: bool,
+    stream: u64,
 ) -> PyResult<()> {
-    let descs = describe(&[("grad_output", &grad_output), ("input", &input), ("points", &points), ("grad_points", &grad_points)])?;
-    dispatch(py, &descs, |d| cpu::grad_points(&d[0], &d[1], &d[2], &d[3], align_corners))
+    let d = describe(&[("grad_output", &grad_output), ("input", &input), ("points", &points), ("grad_points", &grad_points)], 4)?;
+    py.detach(|| {
+        if on_cpu(&d) {
+            cpu::grad_points(&d[0], &d[1], &d[2], &d[3], align_corners)
+        } else {
+            cuda::grad_points(&d[0], &d[1], &d[2], &d[3], align_corners, stream)
+        }
+    })
+}
+
+/// Adds directories to search for the CUDA headers the kernels include (cuda_fp16.h).
+#[pyfunction]
+fn add_cuda_include_dirs(dirs: Vec<PathBuf>) {
+    cubeops_kernels::cuda::add_include_dirs(dirs);
+}
+
+/// The CUDA include directories NVRTC would use now, or the error explaining what is missing.
+#[pyfunction]
+fn cuda_include_dirs() -> PyResult<Vec<PathBuf>> {
+    cubeops_kernels::cuda::include_dirs().map_err(pyo3::exceptions::PyRuntimeError::new_err)
 }
 
 #[pymodule]
@@ -77,6 +122,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(point_sample_forward, m)?)?;
     m.add_function(wrap_pyfunction!(point_sample_grad_input, m)?)?;
     m.add_function(wrap_pyfunction!(point_sample_grad_points, m)?)?;
+    m.add_function(wrap_pyfunction!(add_cuda_include_dirs, m)?)?;
+    m.add_function(wrap_pyfunction!(cuda_include_dirs, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

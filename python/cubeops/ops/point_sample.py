@@ -9,14 +9,14 @@ import torch
 from torch import Tensor
 
 from .. import _native
-from .._bridge import SUPPORTED_DTYPES, describe
+from .._bridge import SUPPORTED_DTYPES, describe, stream
 
 
 @torch.library.custom_op("cubeops::point_sample", mutates_args=())
 def _forward(input: Tensor, points: Tensor, align_corners: bool) -> Tensor:
     n, c = input.shape[:2]
     out = input.new_empty((n, c, points.shape[1]))
-    _native.point_sample_forward(describe(input), describe(points), describe(out), align_corners)
+    _native.point_sample_forward(describe(input), describe(points), describe(out), align_corners, stream(input))
     return out
 
 
@@ -27,22 +27,29 @@ def _(input: Tensor, points: Tensor, align_corners: bool) -> Tensor:
 
 @torch.library.custom_op("cubeops::point_sample_grad_input", mutates_args=())
 def _grad_input(grad_output: Tensor, input: Tensor, points: Tensor, align_corners: bool) -> Tensor:
-    # `input` gives the shape, dtype and device; its values are not read.
-    grad_input = input.new_empty(input.shape)
-    _native.point_sample_grad_input(describe(grad_output), describe(points), describe(grad_input), align_corners)
-    return grad_input
+    # `input` gives the shape, dtype, device and layout; its values are not read.
+    if input.device.type == "cpu":
+        grad_input = input.new_empty(input.shape)
+    else:
+        # Scatter-add with float atomics into float32 (float64), in the input's layout.
+        acc = torch.float64 if input.dtype == torch.float64 else torch.float32
+        grad_input = torch.zeros_like(input, dtype=acc)
+    _native.point_sample_grad_input(
+        describe(grad_output), describe(points), describe(grad_input), align_corners, stream(input)
+    )
+    return grad_input.to(input.dtype)
 
 
 @_grad_input.register_fake
 def _(grad_output: Tensor, input: Tensor, points: Tensor, align_corners: bool) -> Tensor:
-    return input.new_empty(input.shape)
+    return torch.empty_like(input) if input.device.type != "cpu" else input.new_empty(input.shape)
 
 
 @torch.library.custom_op("cubeops::point_sample_grad_points", mutates_args=())
 def _grad_points(grad_output: Tensor, input: Tensor, points: Tensor, align_corners: bool) -> Tensor:
     grad_points = points.new_empty(points.shape)
     _native.point_sample_grad_points(
-        describe(grad_output), describe(input), describe(points), describe(grad_points), align_corners
+        describe(grad_output), describe(input), describe(points), describe(grad_points), align_corners, stream(input)
     )
     return grad_points
 

@@ -15,4 +15,4 @@ pub use launch::{
     accumulation_type, launch_backward_input, launch_backward_points, launch_forward,
     supports_atomic_add, Geometry, Variant,
 };
-pub use sampling::{GeometryArgs, GeometryArgsLaunch};
+pub use sampling::{GeometryArgs, GeometryArgsCompilationArg, GeometryArgsLaunch};

@@ -1,0 +1,171 @@
+//! cubecl kernel -> CUDA C++ -> PTX, exactly as cubecl-cuda 0.10 would do it for a device of
+//! the given compute capability (its compilation options and NVRTC flags, mirrored from
+//! cubecl-cuda-0.10.0/src/runtime.rs and compute/context.rs; pinned versions keep them in step).
+
+use std::ffi::{CStr, CString};
+
+use cubecl::prelude::*;
+use cubecl::server::ExecutionMode;
+use cubecl::CubeTask;
+use cubecl_cpp::shared::{CompilationOptions, CppSupportedFeatures};
+use cubecl_cuda::{CudaCompiler, CudaRuntime};
+use cubecl_runtime::kernel::{CompiledKernel, CubeKernel, KernelTask};
+
+use crate::point_sample::{
+    accumulation_type, point_sample_backward_input_kernel as bwd_input, point_sample_backward_points_kernel as bwd_points,
+    point_sample_forward_kernel as fwd, GeometryArgsCompilationArg, Variant,
+};
+
+/// Threads per block of every kernel the launcher runs.
+pub const CUBE_DIM: u32 = 256;
+
+/// Which point_sample kernel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Kernel {
+    Forward,
+    BackwardInput,
+    BackwardPoints,
+}
+
+/// The compilation options cubecl-cuda 0.10 derives for a device of compute capability `cc`
+/// (e.g. 90 for sm_90, 120 for sm_120).
+pub fn compilation_options(cc: u32) -> CompilationOptions {
+    let mut supports = CppSupportedFeatures { fast_math: true, ..Default::default() };
+    if cc >= 70 {
+        supports.grid_constants = true;
+    }
+    if cc >= 75 {
+        supports.fast_tanh = cudarc::driver::sys::CUDA_VERSION >= 12080;
+    }
+    if cc >= 90 {
+        supports.clusters = true;
+        supports.elect_sync = true;
+    }
+    CompilationOptions { warp_size: 32, supports_features: supports }
+}
+
+/// NVRTC's `--gpu-architecture` for `cc`, as cubecl-cuda passes it (`sm_XXa` from sm_90 on).
+pub fn arch_flag(cc: u32) -> String {
+    if cc >= 90 {
+        format!("--gpu-architecture=sm_{cc}a")
+    } else {
+        format!("--gpu-architecture=sm_{cc}")
+    }
+}
+
+fn array() -> ArrayCompilationArg {
+    ArrayCompilationArg { inplace: None }
+}
+
+fn geometry() -> GeometryArgsCompilationArg {
+    GeometryArgsCompilationArg {
+        n: (),
+        channels: (),
+        height: (),
+        width: (),
+        num_points: (),
+        map_n: (),
+        map_c: (),
+        map_h: (),
+        map_w: (),
+        points_n: (),
+        points_p: (),
+        points_k: (),
+        out_n: (),
+        out_c: (),
+        out_p: (),
+    }
+}
+
+fn address_type(variant: &Variant) -> AddressType {
+    if variant.wide_index {
+        AddressType::U64
+    } else {
+        AddressType::U32
+    }
+}
+
+fn compile_task<K: CubeKernel>(kernel: K, cc: u32, addr: AddressType) -> Result<CompiledKernel<CudaCompiler>, String> {
+    KernelTask::<CudaCompiler, K>::new(kernel)
+        .compile(&mut Default::default(), &compilation_options(cc), ExecutionMode::Checked, addr.unsigned_type())
+        .map_err(|e| format!("cubecl could not compile the kernel: {e:?}"))
+}
+
+/// The CUDA C++ of one kernel variant. `client` supplies the device properties cubecl
+/// consults while building the kernel's IR (any CUDA device's client gives the same IR for
+/// these kernels; `cc` selects the compiler options).
+pub fn kernel_source(
+    client: &ComputeClient<CudaRuntime>,
+    cc: u32,
+    kernel: Kernel,
+    variant: Variant,
+    storage: StorageType,
+) -> Result<CompiledKernel<CudaCompiler>, String> {
+    let addr = address_type(&variant);
+    let settings = KernelSettings::default().cube_dim(CubeDim::new_1d(CUBE_DIM)).address_type(addr);
+    let dtypes = [storage, accumulation_type(storage)];
+    let client = client.clone();
+    let (align, cl) = (variant.align_corners, variant.channels_last);
+    match kernel {
+        Kernel::Forward => compile_task(
+            fwd::PointSampleForwardKernel::<CudaRuntime>::new(settings, client, array(), array(), array(), geometry(), align, cl, dtypes),
+            cc,
+            addr,
+        ),
+        Kernel::BackwardInput => compile_task(
+            bwd_input::PointSampleBackwardInputKernel::<CudaRuntime>::new(
+                settings, client, array(), array(), array(), geometry(), align, cl, dtypes,
+            ),
+            cc,
+            addr,
+        ),
+        Kernel::BackwardPoints => compile_task(
+            bwd_points::PointSampleBackwardPointsKernel::<CudaRuntime>::new(
+                settings, client, array(), array(), array(), array(), geometry(), align, dtypes,
+            ),
+            cc,
+            addr,
+        ),
+    }
+}
+
+/// NVRTC: CUDA C++ -> PTX for `cc`, with cubecl-cuda's flags. `cubin` asks for machine code
+/// instead (used by the arch check).
+pub fn nvrtc(source: &str, cc: u32, include_dirs: &[std::path::PathBuf], cubin: bool) -> Result<Vec<u8>, String> {
+    let mut options = vec![arch_flag(cc), "-lineinfo".to_string()];
+    options.extend(include_dirs.iter().map(|d| format!("--include-path={}", d.display())));
+    let source = CString::new(source).map_err(|e| e.to_string())?;
+    // SAFETY: NVRTC FFI through cudarc; the program is created from a NUL-terminated source
+    // that outlives it and destroyed on every path.
+    unsafe {
+        let program = cudarc::nvrtc::result::create_program(source.as_c_str(), None)
+            .map_err(|e| format!("NVRTC is not available ({e:?}): install it with `pip install nvidia-cuda-nvrtc-cu12`"))?;
+        let result = match cudarc::nvrtc::result::compile_program(program, &options) {
+            Ok(()) if cubin => get_cubin(program),
+            Ok(()) => cudarc::nvrtc::result::get_ptx(program)
+                .map(|code| code.iter().map(|c| *c as u8).collect::<Vec<u8>>())
+                .map_err(|e| format!("{e:?}")),
+            Err(e) => {
+                let log = cudarc::nvrtc::result::get_program_log(program)
+                    .map(|l| CStr::from_ptr(l.as_ptr()).to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                Err(format!("NVRTC failed ({e:?}) for {}:\n{log}", arch_flag(cc)))
+            }
+        };
+        let _ = cudarc::nvrtc::result::destroy_program(program);
+        result
+    }
+}
+
+/// # Safety
+/// `program` must be a successfully compiled NVRTC program.
+unsafe fn get_cubin(program: cudarc::nvrtc::sys::nvrtcProgram) -> Result<Vec<u8>, String> {
+    use cudarc::nvrtc::sys;
+    let mut size = 0usize;
+    unsafe {
+        sys::nvrtcGetCUBINSize(program, &mut size).result().map_err(|e| format!("{e:?}"))?;
+        let mut cubin = vec![0u8; size];
+        sys::nvrtcGetCUBIN(program, cubin.as_mut_ptr().cast()).result().map_err(|e| format!("{e:?}"))?;
+        Ok(cubin)
+    }
+}

@@ -1,0 +1,159 @@
+//! Zero-copy launches on foreign CUDA memory (PyTorch's tensors, on PyTorch's stream).
+//!
+//! cubecl has no public way to wrap a device pointer it did not allocate, so this module
+//! launches the same cubecl kernels itself: it builds the kernel with cubecl and compiles
+//! it to CUDA C++ with cubecl's own CUDA compiler and options ([`compile`]), turns that into
+//! PTX with NVRTC, loads it into the device's primary context (the one PyTorch uses) once
+//! per (kernel, variant, dtype, device), and launches it with cudarc on the caller's stream.
+//! The kernel parameters follow cubecl-cuda 0.10's layout: one pointer per array, then the
+//! info block (scalars, then buffer lengths) by value, packed by cubecl's own `InfoBuilder`.
+//! Nothing is copied and nothing synchronises.
+
+pub mod compile;
+mod toolkit;
+
+use std::collections::HashMap;
+use std::ffi::{c_void, CString};
+use std::sync::Mutex;
+
+use cubecl::prelude::*;
+use cubecl::InfoBuilder;
+use cubecl_cuda::{CudaDevice, CudaRuntime};
+use cudarc::driver::sys::{CUfunction, CUmodule, CUstream};
+
+pub use compile::{Kernel, CUBE_DIM};
+pub use toolkit::{add_include_dirs, include_dirs};
+
+use crate::point_sample::{Geometry, Variant};
+
+/// A buffer in device memory: its address and how many elements of the kernel's type can
+/// be read from there (the kernels bounds-check every access against it).
+#[derive(Clone, Copy, Debug)]
+pub struct DeviceArray {
+    pub ptr: u64,
+    pub len: usize,
+}
+
+struct Loaded {
+    _module: CUmodule,
+    function: CUfunction,
+}
+
+// SAFETY: CUmodule/CUfunction are driver handles valid in any thread of the process.
+unsafe impl Send for Loaded {}
+
+type Key = (Kernel, Variant, StorageType, usize);
+
+static LOADED: Mutex<Option<HashMap<Key, Loaded>>> = Mutex::new(None);
+
+fn driver<T>(what: &str, result: Result<T, cudarc::driver::DriverError>) -> Result<T, String> {
+    result.map_err(|e| format!("CUDA driver: {what} failed: {e:?}"))
+}
+
+/// Makes device `index`'s primary context current on this thread and returns its compute
+/// capability (e.g. 90).
+fn enter_device(index: usize) -> Result<u32, String> {
+    use cudarc::driver::result::{ctx, device, init, primary_ctx};
+    use cudarc::driver::sys::CUdevice_attribute::*;
+    driver("cuInit", init())?;
+    let dev = driver("cuDeviceGet", device::get(index as i32))?;
+    // SAFETY: `dev` is a valid device; the primary context is the one PyTorch also uses.
+    unsafe {
+        let context = driver("cuDevicePrimaryCtxRetain", primary_ctx::retain(dev))?;
+        driver("cuCtxSetCurrent", ctx::set_current(context))?;
+        let major = driver("compute capability", device::get_attribute(dev, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR))?;
+        let minor = driver("compute capability", device::get_attribute(dev, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR))?;
+        Ok((major * 10 + minor) as u32)
+    }
+}
+
+fn load(kernel: Kernel, variant: Variant, storage: StorageType, device: usize, cc: u32) -> Result<Loaded, String> {
+    if cc < 70 {
+        return Err(format!("compute capability {cc} is below 7.0, the oldest cubeops supports"));
+    }
+    let client = CudaRuntime::client(&CudaDevice::new(device));
+    let compiled = compile::kernel_source(&client, cc, kernel, variant, storage)?;
+    let ptx = compile::nvrtc(&compiled.source, cc, &include_dirs()?, false)?;
+    let ptx = CString::new(ptx.into_iter().take_while(|b| *b != 0).collect::<Vec<u8>>()).map_err(|e| e.to_string())?;
+    let name = CString::new(compiled.entrypoint_name.clone()).map_err(|e| e.to_string())?;
+    // SAFETY: the primary context is current (enter_device); PTX and name are NUL-terminated.
+    unsafe {
+        let module = driver("cuModuleLoadData", cudarc::driver::result::module::load_data(ptx.as_ptr().cast()))?;
+        let function = driver("cuModuleGetFunction", cudarc::driver::result::module::get_function(module, name))?;
+        Ok(Loaded { _module: module, function })
+    }
+}
+
+/// The info block the kernel reads: `GeometryArgs` scalars, then each array's buffer
+/// length and length, exactly as cubecl's launcher would pack them.
+fn info_block(geo: &Geometry, arrays: &[DeviceArray], variant: &Variant) -> Result<Vec<u64>, String> {
+    let addr = if variant.wide_index { AddressType::U64 } else { AddressType::U32 };
+    let mut info = InfoBuilder::default();
+    for a in arrays {
+        info.metadata.register_array(a.len as u64, a.len as u64, addr);
+    }
+    for s in geo.scalars()? {
+        info.scalars.push(s);
+    }
+    let block = info.finish(addr);
+    if block.dynamic_metadata_offset != block.data.len() {
+        return Err("internal: point_sample kernels must not need dynamic metadata".into());
+    }
+    Ok(block.data)
+}
+
+/// Launches one point_sample kernel on `stream` (a `CUstream`, e.g. PyTorch's current
+/// stream) of device `device`. `arrays` in kernel order: forward (input, points, output),
+/// backward to input (grad_output, points, grad_input as f32/f64 accumulation buffer),
+/// backward to points (grad_output, input, points, grad_points).
+pub fn launch(
+    kernel: Kernel,
+    device: usize,
+    stream: u64,
+    geo: &Geometry,
+    variant: Variant,
+    storage: StorageType,
+    arrays: &[DeviceArray],
+) -> Result<(), String> {
+    let expected = if kernel == Kernel::BackwardPoints { 4 } else { 3 };
+    if arrays.len() != expected {
+        return Err(format!("{kernel:?} takes {expected} arrays, got {}", arrays.len()));
+    }
+    let threads = match kernel {
+        Kernel::BackwardPoints => geo.n * geo.num_points,
+        _ => geo.output_elements(),
+    };
+    if threads == 0 {
+        return Ok(());
+    }
+    let blocks = u32::try_from(threads.div_ceil(CUBE_DIM as usize))
+        .ok()
+        .filter(|b| *b < i32::MAX as u32)
+        .ok_or_else(|| format!("{threads} threads exceed one launch"))?;
+    let mut info = info_block(geo, arrays, &variant)?;
+
+    let cc = enter_device(device)?;
+    let key = (kernel, variant, storage, device);
+    let mut cache = LOADED.lock().unwrap_or_else(|e| e.into_inner());
+    let cache = cache.get_or_insert_with(HashMap::new);
+    if !cache.contains_key(&key) {
+        // cubecl and NVRTC are loaded lazily; a missing library must not take the process down.
+        let loaded = std::panic::catch_unwind(|| load(kernel, variant, storage, device, cc))
+            .map_err(|_| "loading the CUDA driver or NVRTC failed: install NVRTC with `pip install nvidia-cuda-nvrtc-cu12`".to_string())??;
+        cache.insert(key, loaded);
+    }
+    let function = cache[&key].function;
+
+    let mut pointers: Vec<u64> = arrays.iter().map(|a| a.ptr).collect();
+    let mut params: Vec<*mut c_void> = pointers.iter_mut().map(|p| p as *mut u64 as *mut c_void).collect();
+    params.push(info.as_mut_ptr() as *mut c_void);
+    // SAFETY: `function` was loaded in this device's primary context, which is current;
+    // `params` match the kernel's parameters (arrays, then the by-value info block), the
+    // arrays' lengths are bounds-checked in the kernel, and `stream` is the caller's.
+    unsafe {
+        driver(
+            "cuLaunchKernel",
+            cudarc::driver::result::launch_kernel(function, (blocks, 1, 1), (CUBE_DIM, 1, 1), 0, stream as CUstream, &mut params),
+        )
+    }
+}
