@@ -23,7 +23,9 @@ def test_no_copy_of_inputs():
     free_after, _ = torch.cuda.mem_get_info()
     dropped = free_before - free_after
     assert dropped < 64 * 2**20, f"device memory dropped by {dropped / 2**20:.1f} MiB"
-    torch.testing.assert_close(out, grid_sample_point_sample(x, p), rtol=1e-5, atol=1e-5)
+    # Against float64: on a 512-px map torch's own float32 grid_sample is off by ~1e-4 here.
+    want = grid_sample_point_sample(x.double(), p.double())
+    torch.testing.assert_close(out.double(), want, rtol=1e-5, atol=1e-5)
 
 
 def test_runs_on_the_current_stream():
@@ -41,7 +43,7 @@ def test_runs_on_the_current_stream():
         grads = torch.autograd.grad(cubeops.point_sample(x.requires_grad_(), p.requires_grad_()).sum(), (x, p))
     assert not s.query(), "the side stream should still be busy: the call must not synchronise"
     s.synchronize()
-    torch.testing.assert_close(out, grid_sample_point_sample(new, p), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(out.double(), grid_sample_point_sample(new.double(), p.double()), rtol=1e-5, atol=1e-5)
     assert all(torch.isfinite(g).all() for g in grads)
 
 
@@ -60,8 +62,8 @@ def test_gradcheck_cuda():
         assert torch.autograd.gradcheck(lambda a, b: cubeops.point_sample(a, b, align_corners), (x, p))
 
 
-def test_missing_headers_error_is_clear(monkeypatch):
-    """What a user without CUDA headers would see (checked through the same lookup)."""
+def test_cuda_headers_found():
     from cubeops import _native
 
-    assert _native.cuda_include_dirs(), "the headers this machine compiled with"
+    dirs = _native.cuda_include_dirs()
+    assert dirs and all((__import__("pathlib").Path(d)).is_dir() for d in dirs)

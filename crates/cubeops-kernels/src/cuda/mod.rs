@@ -50,21 +50,50 @@ fn driver<T>(what: &str, result: Result<T, cudarc::driver::DriverError>) -> Resu
     result.map_err(|e| format!("CUDA driver: {what} failed: {e:?}"))
 }
 
-/// Makes device `index`'s primary context current on this thread and returns its compute
-/// capability (e.g. 90).
+/// A device's retained primary context (the one PyTorch uses) and compute capability.
+#[derive(Clone, Copy)]
+struct DeviceContext {
+    context: cudarc::driver::sys::CUcontext,
+    cc: u32,
+}
+
+// SAFETY: a CUcontext handle may be made current on any thread.
+unsafe impl Send for DeviceContext {}
+
+static CONTEXTS: Mutex<Vec<Option<DeviceContext>>> = Mutex::new(Vec::new());
+
+/// Makes device `index`'s primary context current on this thread (retained once per
+/// process) and returns its compute capability (e.g. 90).
 fn enter_device(index: usize) -> Result<u32, String> {
     use cudarc::driver::result::{ctx, device, init, primary_ctx};
     use cudarc::driver::sys::CUdevice_attribute::*;
-    driver("cuInit", init())?;
-    let dev = driver("cuDeviceGet", device::get(index as i32))?;
-    // SAFETY: `dev` is a valid device; the primary context is the one PyTorch also uses.
-    unsafe {
-        let context = driver("cuDevicePrimaryCtxRetain", primary_ctx::retain(dev))?;
-        driver("cuCtxSetCurrent", ctx::set_current(context))?;
-        let major = driver("compute capability", device::get_attribute(dev, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR))?;
-        let minor = driver("compute capability", device::get_attribute(dev, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR))?;
-        Ok((major * 10 + minor) as u32)
+    let mut contexts = CONTEXTS.lock().unwrap_or_else(|e| e.into_inner());
+    if contexts.len() <= index {
+        contexts.resize(index + 1, None);
     }
+    let dc = match contexts[index] {
+        Some(dc) => dc,
+        None => {
+            driver("cuInit", init())?;
+            let dev = driver("cuDeviceGet", device::get(index as i32))?;
+            // SAFETY: `dev` is a valid device; its primary context is PyTorch's too.
+            let dc = unsafe {
+                let context = driver("cuDevicePrimaryCtxRetain", primary_ctx::retain(dev))?;
+                let major = driver("compute capability", device::get_attribute(dev, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR))?;
+                let minor = driver("compute capability", device::get_attribute(dev, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR))?;
+                DeviceContext { context, cc: (major * 10 + minor) as u32 }
+            };
+            contexts[index] = Some(dc);
+            dc
+        }
+    };
+    // SAFETY: the context was retained above and is never released while the process runs.
+    unsafe {
+        if driver("cuCtxGetCurrent", ctx::get_current())? != Some(dc.context) {
+            driver("cuCtxSetCurrent", ctx::set_current(dc.context))?;
+        }
+    }
+    Ok(dc.cc)
 }
 
 fn load(kernel: Kernel, variant: Variant, storage: StorageType, device: usize, cc: u32) -> Result<Loaded, String> {
