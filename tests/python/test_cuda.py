@@ -29,22 +29,27 @@ def test_no_copy_of_inputs():
 
 
 def test_runs_on_the_current_stream():
-    """Inputs are rewritten on a side stream behind a long sleep: only a kernel queued on
-    that same stream sees the new values."""
+    """Inputs are rewritten on a side stream behind a long GPU sleep: only kernels queued on
+    that same stream see the new values, and the side stream is still asleep when the calls
+    return (nothing synchronised)."""
     s = torch.cuda.Stream()
-    x = torch.randn(1, 3, 16, 16, device="cuda")
+    x = torch.randn(1, 3, 16, 16, device="cuda", requires_grad=True)
     new = torch.randn_like(x)
-    p = torch.rand(1, 50, 2, device="cuda")
+    p = torch.rand(1, 50, 2, device="cuda", requires_grad=True)
+    for _ in range(2):  # compile every kernel of this variant first
+        torch.autograd.grad(cubeops.point_sample(x, p).sum(), (x, p))
     torch.cuda.synchronize()
     with torch.cuda.stream(s):
-        torch.cuda._sleep(50_000_000)  # ~tens of ms on the side stream
-        x.copy_(new)
+        torch.cuda._sleep(1_000_000_000)  # about half a second of GPU time on the side stream
+        with torch.no_grad():
+            x.copy_(new)
         out = cubeops.point_sample(x, p)
-        grads = torch.autograd.grad(cubeops.point_sample(x.requires_grad_(), p.requires_grad_()).sum(), (x, p))
-    assert not s.query(), "the side stream should still be busy: the call must not synchronise"
+        grad_x, grad_p = torch.autograd.grad(out, (x, p), torch.ones_like(out))
+    assert not s.query(), "the side stream finished early: something synchronised"
     s.synchronize()
-    torch.testing.assert_close(out.double(), grid_sample_point_sample(new.double(), p.double()), rtol=1e-5, atol=1e-5)
-    assert all(torch.isfinite(g).all() for g in grads)
+    want = grid_sample_point_sample(new.double(), p.double())
+    torch.testing.assert_close(out.double(), want, rtol=1e-5, atol=1e-5)
+    assert torch.isfinite(grad_x).all() and torch.isfinite(grad_p).all()
 
 
 @pytest.mark.parametrize("index", range(torch.cuda.device_count()) if torch.cuda.is_available() else [0])

@@ -18,12 +18,13 @@ def test_mmcv_ops_imports_and_runs_cubeops():
     assert compat.original_point_sample is not None
 
 
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.cuda)])
 @pytest.mark.parametrize("align_corners", [False, True])
 @pytest.mark.parametrize("points_shape", [(17,), (3, 5)])
-def test_matches_mmcv_own_point_sample(align_corners, points_shape):
+def test_matches_mmcv_own_point_sample(device, align_corners, points_shape):
     gen = torch.Generator().manual_seed(1)
-    x = torch.randn(2, 4, 7, 6, generator=gen, dtype=torch.float64)
-    p = torch.rand(2, *points_shape, 2, generator=gen, dtype=torch.float64) * 1.2 - 0.1
+    x = torch.randn(2, 4, 7, 6, generator=gen, dtype=torch.float64).to(device)
+    p = (torch.rand(2, *points_shape, 2, generator=gen, dtype=torch.float64) * 1.2 - 0.1).to(device)
     got = forward_and_grads(mmcv_ops.point_sample, x, p, align_corners=align_corners)
     want = forward_and_grads(compat.original_point_sample, x, p, align_corners=align_corners)
     for g, w in zip(got, want):

@@ -102,7 +102,7 @@ fn load(kernel: Kernel, variant: Variant, storage: StorageType, device: usize, c
     }
     let client = CudaRuntime::client(&CudaDevice::new(device));
     let compiled = compile::kernel_source(&client, cc, kernel, variant, storage)?;
-    let ptx = compile::nvrtc(&compiled.source, cc, &include_dirs()?, false)?;
+    let ptx = cached_ptx(&compiled.source, cc)?;
     let ptx = CString::new(ptx.into_iter().take_while(|b| *b != 0).collect::<Vec<u8>>()).map_err(|e| e.to_string())?;
     let name = CString::new(compiled.entrypoint_name.clone()).map_err(|e| e.to_string())?;
     // SAFETY: the primary context is current (enter_device); PTX and name are NUL-terminated.
@@ -111,6 +111,33 @@ fn load(kernel: Kernel, variant: Variant, storage: StorageType, device: usize, c
         let function = driver("cuModuleGetFunction", cudarc::driver::result::module::get_function(module, name))?;
         Ok(Loaded { _module: module, function })
     }
+}
+
+/// PTX for `source`, from the on-disk cache when this exact source was compiled before for
+/// this architecture (NVRTC takes most of a first call's time). The cache lives in
+/// `$CUBEOPS_CACHE_DIR`, else `$XDG_CACHE_HOME/cubeops`, else `~/.cache/cubeops`; any I/O
+/// problem just means compiling again.
+fn cached_ptx(source: &str, cc: u32) -> Result<Vec<u8>, String> {
+    use std::hash::{Hash, Hasher};
+    let dir = std::env::var_os("CUBEOPS_CACHE_DIR")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("XDG_CACHE_HOME").map(|d| std::path::PathBuf::from(d).join("cubeops")))
+        .or_else(|| std::env::var_os("HOME").map(|d| std::path::PathBuf::from(d).join(".cache/cubeops")));
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    (source, compile::arch_flag(cc), env!("CARGO_PKG_VERSION")).hash(&mut hasher);
+    let path = dir.map(|d| d.join(format!("{:016x}.ptx", hasher.finish())));
+    if let Some(ptx) = path.as_ref().and_then(|p| std::fs::read(p).ok()) {
+        return Ok(ptx);
+    }
+    let ptx = compile::nvrtc(source, cc, &include_dirs()?, false)?;
+    if let Some(path) = path {
+        // Written whole then renamed, so a concurrent reader never sees half a file.
+        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+        let _ = std::fs::create_dir_all(path.parent().unwrap_or(&path))
+            .and_then(|_| std::fs::write(&tmp, &ptx))
+            .and_then(|_| std::fs::rename(&tmp, &path));
+    }
+    Ok(ptx)
 }
 
 /// The info block the kernel reads: `GeometryArgs` scalars, then each array's buffer
