@@ -56,3 +56,23 @@ def test_unimplemented_ext_ops_raise_clearly():
     with pytest.raises(NotImplementedError, match="psamask_forward"):
         ext.psamask_forward()
     assert hasattr(ext, "deform_conv_forward")  # what mmcv's ext_loader asserts
+
+
+def test_pth_opt_in_activates_only_with_the_env_var():
+    """The line `--install-pth` writes, run as site.py would run it, in fresh interpreters."""
+    import os
+    import subprocess
+    import sys
+
+    probe = (
+        f"exec({compat.PTH_LINE!r}); import mmcv.ops, sys; "
+        "print(mmcv.ops.point_sample.__module__, 'mmcv._ext' in sys.modules)"
+    )
+    for flag, expected in (("1", "cubeops.mmcv_compat True"), ("0", None)):
+        env = dict(os.environ, CUBEOPS_MMCV=flag)
+        run = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True)
+        if expected:
+            assert run.stdout.strip() == expected, run.stderr
+        else:
+            # Without the drop-in, mmcv-lite cannot load mmcv._ext: import mmcv.ops fails.
+            assert run.returncode != 0 and "_ext" in run.stderr
