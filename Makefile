@@ -13,7 +13,7 @@ VENV_STAMP := $(VENV)/.installed-$(shell cksum python/requirements-test.txt | cu
 # wgpu asks for a runtime dir it never needs here; an empty one keeps its log quiet.
 export XDG_RUNTIME_DIR ?= /tmp/cubeops-xdg-$(shell id -u)
 
-.PHONY: demo test check-rust vulkan wheel gpu-artifacts
+.PHONY: demo test check-rust vulkan wheel arch-check gpu-artifacts
 
 ## The main job: point_sample forward + backward on the best backend present (CUDA, else
 ## CPU), checked against the float64 reference.
@@ -26,8 +26,16 @@ demo: check-rust
 test: check-rust vulkan $(VENV_STAMP)
 	@mkdir -p $(XDG_RUNTIME_DIR)
 	$(CARGO) test --workspace --exclude cubeops-py --features $(FEATURES)
+	$(MAKE) arch-check
 	$(MAKE) wheel
 	$(VPY) -m pytest tests/python -q
+
+## Every kernel variant compiled by NVRTC 12.8 (torch 2.9.1's nvidia-cuda-nvrtc-cu12) for
+## sm_75 ... sm_120a, no GPU needed; fails if one does not build (docs/gpu-support.md).
+NVIDIA_PKGS = $(shell $(VPY) -c "import nvidia, os; print(list(nvidia.__path__)[0])" 2>/dev/null)
+arch-check: $(VENV_STAMP)
+	LD_LIBRARY_PATH=$(NVIDIA_PKGS)/cuda_nvrtc/lib CUBEOPS_CUDA_INCLUDE=$(NVIDIA_PKGS)/cuda_runtime/include \
+		$(CARGO) run -q -p cubeops-kernels --features $(FEATURES) --bin arch-check
 
 ## The Python package as an abi3 wheel in target/wheels, installed into .venv. The dev
 ## profile and the cuda+wgpu feature set are those of `cargo test`: nothing builds twice.
@@ -57,7 +65,8 @@ vulkan:
 gpu-artifacts: check-rust
 	$(CARGO) test -p cubeops --features $(FEATURES) --profile gpu --no-run --test kernels_cuda
 	$(CARGO) build -p cubeops --features $(FEATURES) --profile gpu --example demo
-	@mkdir -p .gpu && rm -f .gpu/kernels_cuda .gpu/demo
+	$(CARGO) build -p cubeops-kernels --features $(FEATURES) --profile gpu --bin arch-check
+	@mkdir -p .gpu && rm -f .gpu/kernels_cuda .gpu/demo .gpu/arch-check
 	cp $$(ls -t target/gpu/deps/kernels_cuda-* | grep -v '\.d$$' | head -1) .gpu/kernels_cuda
-	cp target/gpu/examples/demo .gpu/demo
+	cp target/gpu/examples/demo target/gpu/arch-check .gpu/
 	@ls -la .gpu

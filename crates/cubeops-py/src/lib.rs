@@ -117,6 +117,19 @@ fn cuda_include_dirs() -> PyResult<Vec<PathBuf>> {
     cubeops_kernels::cuda::include_dirs().map_err(pyo3::exceptions::PyRuntimeError::new_err)
 }
 
+/// NVRTC's (major, minor) version, or a RuntimeError saying what to install.
+#[pyfunction]
+fn nvrtc_version() -> PyResult<(i32, i32)> {
+    cubeops_kernels::cuda::compile::nvrtc_version()
+        .map_err(|e| pyo3::exceptions::PyRuntimeError::new_err(format!("{e}: pip install nvidia-cuda-nvrtc-cu12")))
+}
+
+/// The oldest NVRTC that compiles for compute capability `cc` (e.g. 120 -> (12, 8)).
+#[pyfunction]
+fn min_nvrtc(cc: u32) -> (i32, i32) {
+    cubeops_kernels::cuda::compile::min_nvrtc(cc)
+}
+
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(point_sample_forward, m)?)?;
@@ -124,6 +137,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(point_sample_grad_points, m)?)?;
     m.add_function(wrap_pyfunction!(add_cuda_include_dirs, m)?)?;
     m.add_function(wrap_pyfunction!(cuda_include_dirs, m)?)?;
+    m.add_function(wrap_pyfunction!(nvrtc_version, m)?)?;
+    m.add_function(wrap_pyfunction!(min_nvrtc, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

@@ -8,7 +8,7 @@ use cubecl::prelude::*;
 use cubecl::server::ExecutionMode;
 use cubecl::CubeTask;
 use cubecl_cpp::shared::{CompilationOptions, CppSupportedFeatures};
-use cubecl_cuda::{CudaCompiler, CudaRuntime};
+use cubecl_cuda::CudaCompiler;
 use cubecl_runtime::kernel::{CompiledKernel, CubeKernel, KernelTask};
 
 use crate::point_sample::{
@@ -91,11 +91,12 @@ fn compile_task<K: CubeKernel>(kernel: K, cc: u32, addr: AddressType) -> Result<
         .map_err(|e| format!("cubecl could not compile the kernel: {e:?}"))
 }
 
-/// The CUDA C++ of one kernel variant. `client` supplies the device properties cubecl
-/// consults while building the kernel's IR (any CUDA device's client gives the same IR for
-/// these kernels; `cc` selects the compiler options).
-pub fn kernel_source(
-    client: &ComputeClient<CudaRuntime>,
+/// The CUDA C++ of one kernel variant for compute capability `cc`. `client` supplies the
+/// device properties cubecl consults while building the kernel's IR: the launcher passes the
+/// device's own CUDA client; the arch check, with no GPU, a wgpu client, and shows on a GPU
+/// that both give the same source.
+pub fn kernel_source<R: Runtime>(
+    client: &ComputeClient<R>,
     cc: u32,
     kernel: Kernel,
     variant: Variant,
@@ -108,19 +109,19 @@ pub fn kernel_source(
     let (align, cl) = (variant.align_corners, variant.channels_last);
     match kernel {
         Kernel::Forward => compile_task(
-            fwd::PointSampleForwardKernel::<CudaRuntime>::new(settings, client, array(), array(), array(), geometry(), align, cl, dtypes),
+            fwd::PointSampleForwardKernel::<R>::new(settings, client, array(), array(), array(), geometry(), align, cl, dtypes),
             cc,
             addr,
         ),
         Kernel::BackwardInput => compile_task(
-            bwd_input::PointSampleBackwardInputKernel::<CudaRuntime>::new(
+            bwd_input::PointSampleBackwardInputKernel::<R>::new(
                 settings, client, array(), array(), array(), geometry(), align, cl, dtypes,
             ),
             cc,
             addr,
         ),
         Kernel::BackwardPoints => compile_task(
-            bwd_points::PointSampleBackwardPointsKernel::<CudaRuntime>::new(
+            bwd_points::PointSampleBackwardPointsKernel::<R>::new(
                 settings, client, array(), array(), array(), array(), geometry(), align, dtypes,
             ),
             cc,
@@ -168,4 +169,40 @@ unsafe fn get_cubin(program: cudarc::nvrtc::sys::nvrtcProgram) -> Result<Vec<u8>
         sys::nvrtcGetCUBIN(program, cubin.as_mut_ptr().cast()).result().map_err(|e| format!("{e:?}"))?;
         Ok(cubin)
     }
+}
+
+/// NVRTC's (major, minor) version, or why it could not be loaded.
+pub fn nvrtc_version() -> Result<(i32, i32), String> {
+    std::panic::catch_unwind(|| {
+        let (mut major, mut minor) = (0, 0);
+        // SAFETY: plain out-parameters.
+        unsafe { cudarc::nvrtc::sys::nvrtcVersion(&mut major, &mut minor) }.result().map(|_| (major, minor))
+    })
+    .map_err(|_| "NVRTC library not found".to_string())?
+    .map_err(|e| format!("{e:?}"))
+}
+
+/// The oldest NVRTC that compiles for `cc` with the flag [`arch_flag`] gives.
+pub fn min_nvrtc(cc: u32) -> (i32, i32) {
+    match cc {
+        0..=79 => (10, 0),
+        80..=85 => (11, 0),
+        86..=88 => (11, 1),
+        89 => (11, 8),
+        90..=99 => (12, 0),
+        _ => (12, 8), // sm_100a, sm_120a (Blackwell)
+    }
+}
+
+/// Fails with what to install when the loaded NVRTC is too old for `cc`.
+pub fn check_nvrtc_for(cc: u32) -> Result<(i32, i32), String> {
+    let version = nvrtc_version().map_err(|e| format!("{e}: install it with `pip install nvidia-cuda-nvrtc-cu12`"))?;
+    let min = min_nvrtc(cc);
+    if version < min {
+        return Err(format!(
+            "NVRTC {}.{} cannot compile for sm_{cc} (needs >= {}.{}): `pip install \"nvidia-cuda-nvrtc-cu12>={}.{}\"`",
+            version.0, version.1, min.0, min.1, min.0, min.1
+        ));
+    }
+    Ok(version)
 }

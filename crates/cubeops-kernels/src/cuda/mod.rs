@@ -100,6 +100,7 @@ fn load(kernel: Kernel, variant: Variant, storage: StorageType, device: usize, c
     if cc < 70 {
         return Err(format!("compute capability {cc} is below 7.0, the oldest cubeops supports"));
     }
+    compile::check_nvrtc_for(cc)?;
     let client = CudaRuntime::client(&CudaDevice::new(device));
     let compiled = compile::kernel_source(&client, cc, kernel, variant, storage)?;
     let ptx = cached_ptx(&compiled.source, cc)?;

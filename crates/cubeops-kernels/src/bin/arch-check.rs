@@ -1,0 +1,161 @@
+//! Proves the kernels build for GPUs we cannot run on: generates the CUDA C++ of every
+//! kernel variant exactly as cubecl-cuda 0.10 does for a device of a given compute
+//! capability, compiles each with NVRTC to a CUBIN for `sm_XX[a]`, and checks the CUBIN's
+//! ELF header names that architecture. No GPU needed (the kernel IR is built with a wgpu
+//! client; `--client cuda` uses the CUDA device instead, as the zero-copy launcher does).
+//!
+//! cargo run -p cubeops-kernels --features cuda,wgpu --bin arch-check -- [--arch 120 --arch 90 ...] [--client wgpu|cuda]
+//!
+//! NVRTC and headers: `pip install nvidia-cuda-nvrtc-cu12==12.8.93 nvidia-cuda-runtime-cu12==12.8.90`
+//! (point LD_LIBRARY_PATH at nvidia/cuda_nvrtc/lib and CUBEOPS_CUDA_INCLUDE at
+//! nvidia/cuda_runtime/include), or a CUDA toolkit through CUDA_PATH.
+
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use cubecl::ir::{ElemType, FloatKind, StorageType};
+use cubecl::prelude::*;
+use cubeops_kernels::cuda::compile::{arch_flag, kernel_source, nvrtc, nvrtc_version, Kernel};
+use cubeops_kernels::cuda::{add_include_dirs, include_dirs};
+use cubeops_kernels::point_sample::Variant;
+
+const DEFAULT_ARCHS: [u32; 7] = [75, 80, 86, 89, 90, 100, 120];
+
+/// Every variant we ship: kernel x dtype x layout x align_corners x index width.
+fn variants() -> Vec<(Kernel, StorageType, Variant)> {
+    let dtypes = [FloatKind::F16, FloatKind::BF16, FloatKind::F32, FloatKind::F64];
+    let mut out = Vec::new();
+    for kernel in [Kernel::Forward, Kernel::BackwardInput, Kernel::BackwardPoints] {
+        for kind in dtypes {
+            // The backward-to-points kernel walks channels itself: no layout variant.
+            let layouts: &[bool] = if kernel == Kernel::BackwardPoints { &[false] } else { &[false, true] };
+            for &channels_last in layouts {
+                for align_corners in [false, true] {
+                    for wide_index in [false, true] {
+                        let variant = Variant { align_corners, channels_last, wide_index };
+                        out.push((kernel, StorageType::Scalar(ElemType::Float(kind)), variant));
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+fn label(kernel: Kernel, storage: StorageType, v: Variant) -> String {
+    format!(
+        "{kernel:?}/{storage}/{}/ac{}/{}",
+        if v.channels_last { "nhwc" } else { "nchw" },
+        v.align_corners as u8,
+        if v.wide_index { "u64" } else { "u32" }
+    )
+}
+
+/// The SM number a CUDA ELF (e_machine 190) is built for, from its header flags.
+fn cubin_sm(cubin: &[u8]) -> Result<u32, String> {
+    if cubin.len() < 52 || &cubin[..4] != b"\x7fELF" {
+        return Err("not an ELF file".into());
+    }
+    let machine = u16::from_le_bytes([cubin[18], cubin[19]]);
+    if machine != 190 {
+        return Err(format!("e_machine {machine}, not EM_CUDA (190)"));
+    }
+    let flags = u32::from_le_bytes(cubin[48..52].try_into().unwrap());
+    // CUDA >= 12.8 cubins keep the SM in bits 8..16 (ABI v8); older ones in bits 0..8.
+    let low = flags & 0xff;
+    Ok(if (30..=200).contains(&low) { low } else { (flags >> 8) & 0xff })
+}
+
+fn hash(source: &str) -> String {
+    let mut h = DefaultHasher::new();
+    source.hash(&mut h);
+    format!("{:016x}", h.finish())
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().collect();
+    let mut archs: Vec<u32> = args.windows(2).filter(|w| w[0] == "--arch").filter_map(|w| w[1].parse().ok()).collect();
+    if archs.is_empty() {
+        archs = DEFAULT_ARCHS.to_vec();
+    }
+    let client_kind = args.windows(2).find(|w| w[0] == "--client").map(|w| w[1].clone()).unwrap_or_else(|| "wgpu".into());
+    if let Ok(dirs) = std::env::var("CUBEOPS_CUDA_INCLUDE") {
+        add_include_dirs(std::env::split_paths(&dirs).collect::<Vec<PathBuf>>());
+    }
+    let includes = match include_dirs() {
+        Ok(dirs) => dirs,
+        Err(e) => {
+            eprintln!("arch-check: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let (major, minor) = match nvrtc_version() {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("arch-check: {e}: pip install nvidia-cuda-nvrtc-cu12==12.8.93 and put its lib/ on LD_LIBRARY_PATH");
+            return ExitCode::FAILURE;
+        }
+    };
+    println!("arch-check: NVRTC {major}.{minor}, headers {includes:?}, kernel IR from a {client_kind} client");
+
+    let variants = variants();
+    let sources: Vec<Vec<(String, String)>> = archs
+        .iter()
+        .map(|&cc| {
+            variants
+                .iter()
+                .map(|&(k, s, v)| {
+                    let compiled = match client_kind.as_str() {
+                        "cuda" => kernel_source(&cubecl::cuda::CudaRuntime::client(&Default::default()), cc, k, v, s),
+                        _ => kernel_source(&cubecl::wgpu::WgpuRuntime::client(&Default::default()), cc, k, v, s),
+                    };
+                    let source = compiled.map(|c| c.source).unwrap_or_else(|e| format!("// {e}"));
+                    (label(k, s, v), source)
+                })
+                .collect()
+        })
+        .collect();
+
+    let mut failures = 0;
+    println!("{:<36} {}", "kernel variant", archs.iter().map(|a| format!("{:>9}", format!("sm_{a}"))).collect::<String>());
+    for (i, (name, _)) in sources[0].iter().enumerate() {
+        let mut row = format!("{name:<36}");
+        for (a, &cc) in archs.iter().enumerate() {
+            let source = &sources[a][i].1;
+            let cell = match nvrtc(source, cc, &includes, true).and_then(|cubin| cubin_sm(&cubin)) {
+                Ok(sm) if sm == cc => "OK".to_string(),
+                Ok(sm) => {
+                    failures += 1;
+                    eprintln!("{name} {}: CUBIN is for sm_{sm}", arch_flag(cc));
+                    format!("sm_{sm}?")
+                }
+                Err(log) => {
+                    failures += 1;
+                    eprintln!("{name} {}: {log}", arch_flag(cc));
+                    "ERROR".to_string()
+                }
+            };
+            row.push_str(&format!("{cell:>9}"));
+        }
+        println!("{row}");
+    }
+    for (a, &cc) in archs.iter().enumerate() {
+        let mut h = DefaultHasher::new();
+        for (_, source) in &sources[a] {
+            source.hash(&mut h);
+        }
+        println!("sources for sm_{cc}: {} variants, combined hash {:016x}", sources[a].len(), h.finish());
+    }
+    if args.iter().any(|a| a == "--hashes") {
+        for (a, &cc) in archs.iter().enumerate() {
+            for (name, source) in &sources[a] {
+                println!("hash sm_{cc} {name} {}", hash(source));
+            }
+        }
+    }
+    let total = sources[0].len() * archs.len();
+    println!("{}: {}/{total} compiled and checked", if failures == 0 { "PASS" } else { "FAIL" }, total - failures);
+    if failures == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+}
