@@ -33,9 +33,12 @@ test: check-rust vulkan $(VENV_STAMP)
 ## Every kernel variant compiled by NVRTC 12.8 (torch 2.9.1's nvidia-cuda-nvrtc-cu12) for
 ## sm_75 ... sm_120a, no GPU needed; fails if one does not build (docs/gpu-support.md).
 NVIDIA_PKGS = $(shell $(VPY) -c "import nvidia, os; print(list(nvidia.__path__)[0])" 2>/dev/null)
+# Built with the workspace selection of `cargo test`, so cargo resolves the same features and
+# reuses its build (`cargo run -p cubeops-kernels` alone would rebuild cubecl).
 arch-check: $(VENV_STAMP)
+	$(CARGO) build -q --workspace --exclude cubeops-py --features $(FEATURES) --bin arch-check
 	LD_LIBRARY_PATH=$(NVIDIA_PKGS)/cuda_nvrtc/lib CUBEOPS_CUDA_INCLUDE=$(NVIDIA_PKGS)/cuda_runtime/include \
-		$(CARGO) run -q -p cubeops-kernels --features $(FEATURES) --bin arch-check
+		target/debug/arch-check
 
 ## The Python package as an abi3 wheel in target/wheels, installed into .venv. The dev
 ## profile and the cuda+wgpu feature set are those of `cargo test`: nothing builds twice.
@@ -64,8 +67,7 @@ vulkan:
 ## Stripped release binaries for the GPU machine (see docs/gpu-testing.md): .gpu/
 gpu-artifacts: check-rust
 	$(CARGO) test -p cubeops --features $(FEATURES) --profile gpu --no-run --test kernels_cuda
-	$(CARGO) build -p cubeops --features $(FEATURES) --profile gpu --example demo
-	$(CARGO) build -p cubeops-kernels --features $(FEATURES) --profile gpu --bin arch-check
+	$(CARGO) build --workspace --exclude cubeops-py --features $(FEATURES) --profile gpu --example demo --bin arch-check
 	@mkdir -p .gpu && rm -f .gpu/kernels_cuda .gpu/demo .gpu/arch-check
 	cp $$(ls -t target/gpu/deps/kernels_cuda-* | grep -v '\.d$$' | head -1) .gpu/kernels_cuda
 	cp target/gpu/examples/demo target/gpu/arch-check .gpu/

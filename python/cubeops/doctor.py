@@ -47,7 +47,7 @@ def main() -> int:
         print(f"NVRTC: {e}")
         return 1
     try:
-        print(f"CUDA headers: {', '.join(_native.cuda_include_dirs())}")
+        print(f"CUDA headers: {', '.join(map(str, _native.cuda_include_dirs()))}")
     except RuntimeError as e:
         print(f"CUDA headers: {e}")
         return 1
