@@ -43,6 +43,7 @@ impl Geometry {
         Ok(out)
     }
 
+    /// Panics if a size or stride does not fit `u32`: launchers' callers check [`Self::scalars`].
     fn launch_arg<R: Runtime>(&self) -> GeometryArgsLaunch<R> {
         let s = self.scalars().expect("geometry checked by the caller");
         GeometryArgsLaunch::new(s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7], s[8], s[9], s[10], s[11], s[12], s[13], s[14])
@@ -98,7 +99,8 @@ fn grid<R: Runtime>(client: &ComputeClient<R>, threads: usize) -> (CubeCount, Cu
     (calculate_cube_count_elemwise(client, threads, cube_dim), cube_dim)
 }
 
-/// `output (N, C, P) = point_sample(input, points)`.
+/// `output (N, C, P) = point_sample(input, points)`. The geometry must fit `u32`
+/// ([`Geometry::scalars`] is `Ok`).
 pub fn launch_forward<R: Runtime>(
     client: &ComputeClient<R>,
     geo: &Geometry,
