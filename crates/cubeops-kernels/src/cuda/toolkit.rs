@@ -26,7 +26,12 @@ pub fn include_dirs() -> Result<Vec<PathBuf>, String> {
     }
     candidates.push("/usr/local/cuda/include".into());
     candidates.push("/opt/cuda/include".into());
-    let found: Vec<PathBuf> = candidates.into_iter().filter(|d| d.join("cuda_fp16.h").is_file()).collect();
+    let mut found: Vec<PathBuf> = Vec::new();
+    for dir in candidates {
+        if dir.join("cuda_fp16.h").is_file() && !found.contains(&dir) {
+            found.push(dir);
+        }
+    }
     if found.is_empty() {
         return Err("CUDA headers (cuda_fp16.h) not found: install them with \
                     `pip install nvidia-cuda-runtime-cu12` (torch's CUDA wheels bring it), \
