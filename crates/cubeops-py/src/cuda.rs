@@ -41,11 +41,8 @@ fn geometry(map: &TensorDesc, points: &TensorDesc, out: &TensorDesc) -> PyResult
 }
 
 fn variant(map: &TensorDesc, descs: &[&TensorDesc], align_corners: bool) -> Variant {
-    Variant {
-        align_corners,
-        channels_last: map.strides[1] < map.strides[3],
-        wide_index: descs.iter().any(|d| d.available > u32::MAX as usize),
-    }
+    let wide_index = descs.iter().any(|d| d.available > u32::MAX as usize);
+    Variant::for_map(&map.strides, align_corners, wide_index)
 }
 
 fn run(kernel: Kernel, stream: u64, geo: &Geometry, variant: Variant, dtype: DType, descs: &[&TensorDesc]) -> PyResult<()> {

@@ -67,6 +67,12 @@ pub struct Variant {
 }
 
 impl Variant {
+    /// The variant for a map (input or grad_input) with these `(N, C, H, W)` strides: threads
+    /// walk channels when channels are the fastest-moving dimension in memory.
+    pub fn for_map(map_strides: &[usize], align_corners: bool, wide_index: bool) -> Self {
+        Variant { align_corners, channels_last: map_strides[1] < map_strides[3], wide_index }
+    }
+
     fn address_type(&self) -> AddressType {
         if self.wide_index {
             AddressType::U64

@@ -45,12 +45,8 @@ fn geometry<R: CubeRuntime>(map: &CubeTensor<R>, points: &CubeTensor<R>, out: &C
 /// Kernel variant for this call. `map` sets the thread order (channels fastest for
 /// channels-last memory).
 fn variant<R: CubeRuntime>(map: &CubeTensor<R>, align_corners: bool, tensors: &[&CubeTensor<R>]) -> Variant {
-    let strides = map.meta.strides();
-    Variant {
-        align_corners,
-        channels_last: strides[1] < strides[3],
-        wide_index: tensors.iter().any(|t| t.required_address_type() == AddressType::U64),
-    }
+    let wide_index = tensors.iter().any(|t| t.required_address_type() == AddressType::U64);
+    Variant::for_map(map.meta.strides(), align_corners, wide_index)
 }
 
 impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> PointSampleBackend for CubeBackend<R, F, I, BT> {
