@@ -27,6 +27,33 @@ def timed(fn, reps):
     return times[len(times) // 2]
 
 
+def host_overhead(dev):
+    """Per-call host time on a tiny problem (the GPU work is negligible), by layer."""
+    from cubeops import _native
+    from cubeops._bridge import describe, stream
+
+    x = torch.randn(1, 1, 8, 8, device=dev)
+    p = torch.rand(1, 1, 2, device=dev)
+    out = torch.empty(1, 1, 1, device=dev)
+    calls = {
+        "cubeops.point_sample (validation + custom op)": lambda: cubeops.point_sample(x, p),
+        "torch.ops.cubeops.point_sample (custom op)": lambda: torch.ops.cubeops.point_sample(x, p, False),
+        "_native.point_sample_forward (bridge + launch)": lambda: _native.point_sample_forward(
+            describe(x), describe(p), describe(out), False, stream(x)
+        ),
+        "F.grid_sample (torch)": lambda: grid_sample_point_sample(x, p),
+    }
+    for name, fn in calls.items():
+        for _ in range(20):
+            fn()
+        torch.cuda.synchronize()
+        t = time.perf_counter()
+        for _ in range(1000):
+            fn()
+        torch.cuda.synchronize()
+        print(f"host time per call, {name}: {(time.perf_counter() - t) * 1e3:.1f} us")
+
+
 def main():
     dev = torch.device("cuda")
     print(f"device: {torch.cuda.get_device_name(dev)}, torch {torch.__version__}")
@@ -39,6 +66,7 @@ def main():
     out.sum().backward()
     torch.cuda.synchronize()
     print(f"first call (forward + backward, JIT of 3 kernels included): {(time.perf_counter() - t) * 1e3:.1f} ms")
+    host_overhead(dev)
     for n, c, h, w, p in shapes:
         x = torch.randn(n, c, h, w, device=dev, requires_grad=True)
         pts = torch.rand(n, p, 2, device=dev, requires_grad=True)
