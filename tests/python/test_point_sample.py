@@ -157,3 +157,14 @@ def test_bridge_rejects_memory_it_cannot_reach():
         _native.point_sample_forward(lying, describe(p), describe(out), False, 0)
     with pytest.raises(TypeError, match="`points` has dtype"):
         _native.point_sample_forward(describe(x), describe(p.float()), describe(out), False, 0)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_eager_path_equals_custom_op(device):
+    """Eager calls skip torch.library's dispatch; the custom op (used under torch.compile)
+    must give the very same values and gradients."""
+    x, p = make(2, 3, 6, 5, (21,), torch.float32, device, seed=11)
+    eager = forward_and_grads(cubeops.point_sample, x, p, align_corners=True)
+    op = forward_and_grads(lambda a, b, align_corners: torch.ops.cubeops.point_sample(a, b, align_corners), x, p, align_corners=True)
+    for e, o in zip(eager, op):
+        assert torch.equal(e, o)

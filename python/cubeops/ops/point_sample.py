@@ -2,7 +2,9 @@
 
 Registered as torch.library custom ops (`cubeops::point_sample` and its two gradient ops),
 with fake implementations, so torch.compile traces them without a graph break, and with
-autograd, so gradients reach both the input and the points.
+autograd, so gradients reach both the input and the points. Eager calls take a plain
+autograd.Function over the same kernels: torch.library's Python dispatch costs more host time
+than the kernels take on the GPU at PointHead sizes (docs/gpu-testing.md).
 """
 
 import torch
@@ -12,21 +14,14 @@ from .. import _native
 from .._bridge import SUPPORTED_DTYPES, describe, stream
 
 
-@torch.library.custom_op("cubeops::point_sample", mutates_args=())
-def _forward(input: Tensor, points: Tensor, align_corners: bool) -> Tensor:
+def _run_forward(input: Tensor, points: Tensor, align_corners: bool) -> Tensor:
     n, c = input.shape[:2]
     out = input.new_empty((n, c, points.shape[1]))
     _native.point_sample_forward(describe(input), describe(points), describe(out), align_corners, stream(input))
     return out
 
 
-@_forward.register_fake
-def _(input: Tensor, points: Tensor, align_corners: bool) -> Tensor:
-    return input.new_empty((input.shape[0], input.shape[1], points.shape[1]))
-
-
-@torch.library.custom_op("cubeops::point_sample_grad_input", mutates_args=())
-def _grad_input(grad_output: Tensor, input: Tensor, points: Tensor, align_corners: bool) -> Tensor:
+def _run_grad_input(grad_output: Tensor, input: Tensor, points: Tensor, align_corners: bool) -> Tensor:
     # `input` gives the shape, dtype, device and layout; its values are not read.
     if input.device.type == "cpu":
         grad_input = input.new_empty(input.shape)
@@ -40,6 +35,29 @@ def _grad_input(grad_output: Tensor, input: Tensor, points: Tensor, align_corner
     return grad_input.to(input.dtype)
 
 
+def _run_grad_points(grad_output: Tensor, input: Tensor, points: Tensor, align_corners: bool) -> Tensor:
+    grad_points = points.new_empty(points.shape)
+    _native.point_sample_grad_points(
+        describe(grad_output), describe(input), describe(points), describe(grad_points), align_corners, stream(input)
+    )
+    return grad_points
+
+
+@torch.library.custom_op("cubeops::point_sample", mutates_args=())
+def _forward(input: Tensor, points: Tensor, align_corners: bool) -> Tensor:
+    return _run_forward(input, points, align_corners)
+
+
+@_forward.register_fake
+def _(input: Tensor, points: Tensor, align_corners: bool) -> Tensor:
+    return input.new_empty((input.shape[0], input.shape[1], points.shape[1]))
+
+
+@torch.library.custom_op("cubeops::point_sample_grad_input", mutates_args=())
+def _grad_input(grad_output: Tensor, input: Tensor, points: Tensor, align_corners: bool) -> Tensor:
+    return _run_grad_input(grad_output, input, points, align_corners)
+
+
 @_grad_input.register_fake
 def _(grad_output: Tensor, input: Tensor, points: Tensor, align_corners: bool) -> Tensor:
     return torch.empty_like(input) if input.device.type != "cpu" else input.new_empty(input.shape)
@@ -47,11 +65,7 @@ def _(grad_output: Tensor, input: Tensor, points: Tensor, align_corners: bool) -
 
 @torch.library.custom_op("cubeops::point_sample_grad_points", mutates_args=())
 def _grad_points(grad_output: Tensor, input: Tensor, points: Tensor, align_corners: bool) -> Tensor:
-    grad_points = points.new_empty(points.shape)
-    _native.point_sample_grad_points(
-        describe(grad_output), describe(input), describe(points), describe(grad_points), align_corners, stream(input)
-    )
-    return grad_points
+    return _run_grad_points(grad_output, input, points, align_corners)
 
 
 @_grad_points.register_fake
@@ -65,17 +79,34 @@ def _setup_context(ctx, inputs, output):
     ctx.align_corners = align_corners
 
 
-def _backward(ctx, grad_output):
+def _gradients(ctx, grad_output, grad_input_fn, grad_points_fn):
     input, points = ctx.saved_tensors
     grad_input = grad_points = None
     if ctx.needs_input_grad[0]:
-        grad_input = _grad_input(grad_output, input, points, ctx.align_corners)
+        grad_input = grad_input_fn(grad_output, input, points, ctx.align_corners)
     if ctx.needs_input_grad[1]:
-        grad_points = _grad_points(grad_output, input, points, ctx.align_corners)
+        grad_points = grad_points_fn(grad_output, input, points, ctx.align_corners)
     return grad_input, grad_points, None
 
 
+def _backward(ctx, grad_output):
+    return _gradients(ctx, grad_output, _grad_input, _grad_points)
+
+
 _forward.register_autograd(_backward, setup_context=_setup_context)
+
+
+class _EagerPointSample(torch.autograd.Function):
+    """The custom ops' kernels and gradients without torch.library's dispatch (eager mode)."""
+
+    @staticmethod
+    def forward(ctx, input, points, align_corners):
+        _setup_context(ctx, (input, points, align_corners), None)
+        return _run_forward(input, points, align_corners)
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        return _gradients(ctx, grad_output, _run_grad_input, _run_grad_points)
 
 
 def _check(input: Tensor, points: Tensor) -> None:
@@ -121,5 +152,8 @@ def point_sample(input: Tensor, points: Tensor, align_corners: bool = False) -> 
     _check(input, points)
     n, c = input.shape[:2]
     flat = points.reshape(n, -1, 2)
-    out = _forward(input, flat, bool(align_corners))
+    if torch.compiler.is_compiling():
+        out = _forward(input, flat, bool(align_corners))
+    else:
+        out = _EagerPointSample.apply(input, flat, bool(align_corners))
     return out if points.dim() == 3 else out.reshape(n, c, *points.shape[1:3])
