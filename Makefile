@@ -15,10 +15,16 @@ export XDG_RUNTIME_DIR ?= /tmp/cubeops-xdg-$(shell id -u)
 
 .PHONY: demo test check-rust vulkan wheel arch-check gpu-artifacts
 
-## The main job: point_sample forward + backward on the best backend present (CUDA, else
-## CPU), checked against the float64 reference.
-demo: check-rust
-	$(CARGO) run -p cubeops --features $(FEATURES) --example demo
+## The main job: mmsegmentation's PointHead (DiffBEV's settings) trains on synthetic BEV maps
+## with cubeops' point_sample on CUDA if present, else the CPU, next to the same run on mmcv's
+## own point_sample; then the Rust example refines the exported BEV logits and is checked
+## against Python. Built like `make test` builds: nothing twice.
+demo: check-rust $(VENV_STAMP)
+	$(CARGO) build -q --workspace --exclude cubeops-py --features $(FEATURES) --example bev_refine
+	$(MAKE) wheel
+	@mkdir -p target/demo
+	$(VPY) python/examples/diffbev_point_head.py --export target/demo/bev.safetensors \
+		--rust-bin target/debug/examples/bev_refine
 
 ## Every test: Rust (unit, fixtures, composite, wgpu kernels on Mesa llvmpipe, doc tests),
 ## then the Python package built by maturin from the same target dir, and pytest.
@@ -28,7 +34,7 @@ test: check-rust vulkan $(VENV_STAMP)
 	$(CARGO) test --workspace --exclude cubeops-py --features $(FEATURES)
 	$(MAKE) arch-check
 	$(MAKE) wheel
-	$(VPY) -m pytest tests/python -q
+	CUBEOPS_BEV_REFINE=target/debug/examples/bev_refine $(VPY) -m pytest tests/python -q
 
 ## Every kernel variant compiled by NVRTC 12.8 (torch 2.9.1's nvidia-cuda-nvrtc-cu12) for
 ## sm_75 ... sm_120a, no GPU needed; fails if one does not build (docs/gpu-support.md).

@@ -102,6 +102,12 @@ fn locate<T: CpuElement>(points: &View<T, 3>, n: usize, p: usize, h: usize, w: u
     Footprint::locate(points.at([n, p, 0]).to_f64(), points.at([n, p, 1]).to_f64(), h, w, align_corners)
 }
 
+/// Every point's footprint, `[b * P + q]`: located once, not once per channel.
+fn footprints<T: CpuElement>(points: &View<T, 3>, h: usize, w: usize, align_corners: bool) -> Vec<Footprint> {
+    let [n, p, _] = points.shape;
+    (0..n * p).into_par_iter().map(|i| locate(points, i / p, i % p, h, w, align_corners)).collect()
+}
+
 /// `out (N, C, P)`, contiguous, `= point_sample(input, points)`. Parallel over (n, c) rows.
 pub fn forward<T: CpuElement>(input: View<T, 4>, points: View<T, 3>, out: &mut [T], align_corners: bool) -> Result<(), OpError> {
     let [n, c, h, w] = input.shape;
@@ -110,10 +116,10 @@ pub fn forward<T: CpuElement>(input: View<T, 4>, points: View<T, 3>, out: &mut [
     if p == 0 {
         return Ok(());
     }
+    let fps = footprints(&points, h, w, align_corners);
     out.par_chunks_mut(p).enumerate().for_each(|(row, out)| {
         let (b, ch) = (row / c, row % c);
-        for (q, value) in out.iter_mut().enumerate() {
-            let fp = locate(&points, b, q, h, w, align_corners);
+        for (value, fp) in out.iter_mut().zip(&fps[b * p..(b + 1) * p]) {
             let sum: f64 = fp.corners().iter().map(|k| input.at([b, ch, k.y, k.x]).to_f64() * k.weight).sum();
             *value = T::from_f64(sum);
         }
@@ -139,12 +145,13 @@ pub fn grad_input<T: CpuElement>(
     if h * w == 0 {
         return Ok(());
     }
+    let fps = footprints(&points, h, w, align_corners);
     grad_input.par_chunks_mut(h * w).enumerate().for_each(|(row, map)| {
         let (b, ch) = (row / c, row % c);
         let mut acc = vec![0.0f64; h * w];
-        for q in 0..p {
+        for (q, fp) in fps[b * p..(b + 1) * p].iter().enumerate() {
             let g = grad_output.at([b, ch, q]).to_f64();
-            for k in locate(&points, b, q, h, w, align_corners).corners() {
+            for k in fp.corners() {
                 acc[k.y * w + k.x] += g * k.weight;
             }
         }
