@@ -73,8 +73,8 @@ vulkan:
 ## Stripped release binaries for the GPU machine (see docs/gpu-testing.md): .gpu/
 gpu-artifacts: check-rust
 	$(CARGO) test -p cubeops --features $(FEATURES) --profile gpu --no-run --test kernels_cuda
-	$(CARGO) build --workspace --exclude cubeops-py --features $(FEATURES) --profile gpu --example demo --bin arch-check
-	@mkdir -p .gpu && rm -f .gpu/kernels_cuda .gpu/demo .gpu/arch-check
+	$(CARGO) build --workspace --exclude cubeops-py --features $(FEATURES) --profile gpu --example demo --example bev_refine --bin arch-check
+	@mkdir -p .gpu && rm -f .gpu/kernels_cuda .gpu/demo .gpu/arch-check .gpu/bev_refine
 	cp $$(ls -t target/gpu/deps/kernels_cuda-* | grep -v '\.d$$' | head -1) .gpu/kernels_cuda
-	cp target/gpu/examples/demo target/gpu/arch-check .gpu/
+	cp target/gpu/examples/demo target/gpu/examples/bev_refine target/gpu/arch-check .gpu/
 	@ls -la .gpu

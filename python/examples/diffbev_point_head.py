@@ -337,6 +337,10 @@ def main(argv=None):
         # grid_sample's) still adds with atomics, so the runs agree to rounding, not bits.
         torch.backends.cudnn.deterministic = True
         torch.backends.cudnn.benchmark = False
+        # Plain f32 convolutions and matmuls: TF32 rounds to 10-bit mantissas, which turns
+        # 1e-7 differences into 1e-3 ones and would hide what is being compared.
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cuda.matmul.allow_tf32 = False
     register_all_modules()
     MMLogger.get_current_instance().setLevel(logging.WARNING)  # init_weights' per-parameter log
 

@@ -88,11 +88,31 @@ impl Exported {
     }
 }
 
+/// How the point head's 1x1 convolutions multiply.
+#[derive(Clone, Copy)]
+enum Linear {
+    /// burn's `matmul`: plain f32 on the CPU and on wgpu.
+    Matmul,
+    /// Multiply + sum over chunks of input channels. burn's CUDA matmul runs f32 on TF32
+    /// tensor cores (10-bit mantissas), which would shift which cells count as most uncertain.
+    MultiplySum,
+}
+
 /// A 1x1 Conv1d over points: (N, in, P) -> (N, out, P).
-fn conv1d<B: Backend>(x: Tensor<B, 3>, (weight, bias): &(Tensor<B, 2>, Tensor<B, 1>)) -> Tensor<B, 3> {
-    let [n, _, p] = x.dims();
-    let [out, inp] = weight.dims();
-    weight.clone().unsqueeze::<3>().expand([n, out, inp]).matmul(x) + bias.clone().reshape([1, out, 1]).expand([n, out, p])
+fn conv1d<B: Backend>(x: Tensor<B, 3>, (weight, bias): &(Tensor<B, 2>, Tensor<B, 1>), linear: Linear) -> Tensor<B, 3> {
+    const CHUNK: usize = 32;
+    let [n, inp, p] = x.dims();
+    let out = weight.dims()[0];
+    let bias = bias.clone().reshape([1, out, 1]).expand([n, out, p]);
+    match linear {
+        Linear::Matmul => weight.clone().unsqueeze::<3>().expand([n, out, inp]).matmul(x) + bias,
+        Linear::MultiplySum => (0..inp).step_by(CHUNK).fold(bias, |acc, start| {
+            let len = CHUNK.min(inp - start);
+            let w = weight.clone().narrow(1, start, len).reshape([1, out, len, 1]).expand([n, out, len, p]);
+            let xs = x.clone().narrow(1, start, len).reshape([n, 1, len, p]).expand([n, out, len, p]);
+            acc + (w * xs).sum_dim(2).reshape([n, out, p])
+        }),
+    }
 }
 
 /// Source index, its neighbour and the neighbour's weight along one axis, as torch's
@@ -160,7 +180,12 @@ fn most_uncertain<B: Backend>(logits: Tensor<B, 4>, num_points: usize) -> (Tenso
 
 /// `PointHead.predict` before its final resize: upsample, re-predict the most uncertain
 /// cells from fine and coarse features sampled there, write them back; `subdivision_steps` times.
-fn refine<B: PointSampleBackend>(head: &PointHead<B>, coarse: Tensor<B, 4>, fine: Tensor<B, 4>) -> Result<Tensor<B, 4>, String> {
+fn refine<B: PointSampleBackend>(
+    head: &PointHead<B>,
+    coarse: Tensor<B, 4>,
+    fine: Tensor<B, 4>,
+    linear: Linear,
+) -> Result<Tensor<B, 4>, String> {
     let options = PointSampleOptions { align_corners: head.align_corners, ..Default::default() };
     let sample = |map: &Tensor<B, 4>, points: &Tensor<B, 3>| -> Result<Tensor<B, 3>, String> {
         point_sample(map.clone(), points.clone(), options).map_err(|e| e.to_string())
@@ -173,12 +198,12 @@ fn refine<B: PointSampleBackend>(head: &PointHead<B>, coarse: Tensor<B, 4>, fine
         let coarse_feats = sample(&coarse, &points)?;
         let mut x = Tensor::cat(vec![sample(&fine, &points)?, coarse_feats.clone()], 1);
         for fc in &head.fcs {
-            x = relu(conv1d(x, fc));
+            x = relu(conv1d(x, fc, linear));
             if head.coarse_pred_each_layer {
                 x = Tensor::cat(vec![x, coarse_feats.clone()], 1);
             }
         }
-        let point_logits = conv1d(x, &head.fc_seg);
+        let point_logits = conv1d(x, &head.fc_seg, linear);
         // burn's scatter adds: scatter into zeros, then take those cells from it.
         let p = point_logits.dims()[2];
         let indices = indices.unsqueeze_dim::<3>(1).expand([n, k, p]);
@@ -195,14 +220,14 @@ struct Outcome {
     seconds: f64,
 }
 
-fn run<B: PointSampleBackend>(file: &Exported, device: &B::Device) -> Result<Outcome, String> {
+fn run<B: PointSampleBackend>(file: &Exported, device: &B::Device, linear: Linear) -> Result<Outcome, String> {
     let head = file.point_head::<B>(device)?;
     let coarse = file.tensor::<B, 4>("coarse", device)?;
     let fine = file.tensor::<B, 4>("fine", device)?;
     // Once to compile kernels, once timed.
-    refine(&head, coarse.clone(), fine.clone())?.into_data();
+    refine(&head, coarse.clone(), fine.clone(), linear)?.into_data();
     let start = Instant::now();
-    let refined = refine(&head, coarse, fine)?.into_data();
+    let refined = refine(&head, coarse, fine, linear)?.into_data();
     Ok(Outcome { refined, seconds: start.elapsed().as_secs_f64() })
 }
 
@@ -254,11 +279,11 @@ fn main() {
     let (name, outcome) = match wanted.as_str() {
         #[cfg(feature = "cuda")]
         "auto" | "cuda" if available(|| drop(<cubecl::cuda::CudaRuntime as cubecl::Runtime>::client(&Default::default()))) => {
-            ("cuda (fused cubecl kernels)", run::<burn::backend::Cuda>(&file, &Default::default()))
+            ("cuda (fused cubecl kernels)", run::<burn::backend::Cuda>(&file, &Default::default(), Linear::MultiplySum))
         }
         #[cfg(feature = "wgpu")]
-        "wgpu" => ("wgpu (fused cubecl kernels)", run::<burn::backend::Wgpu>(&file, &Default::default())),
-        "auto" | "cpu" => ("cpu (ndarray)", run::<NdArray>(&file, &Default::default())),
+        "wgpu" => ("wgpu (fused cubecl kernels)", run::<burn::backend::Wgpu>(&file, &Default::default(), Linear::Matmul)),
+        "auto" | "cpu" => ("cpu (ndarray)", run::<NdArray>(&file, &Default::default(), Linear::Matmul)),
         other => {
             eprintln!("backend `{other}` is not available here (choose auto, cpu, wgpu or cuda; cuda and wgpu need their cargo features)");
             std::process::exit(2);
