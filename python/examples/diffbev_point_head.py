@@ -344,7 +344,7 @@ def main(argv=None):
     register_all_modules()
     MMLogger.get_current_instance().setLevel(logging.WARNING)  # init_weights' per-parameter log
 
-    print(f"DiffBEV-style PointHead on {device} ({torch.cuda.get_device_name(device) if cuda else 'cpu'}), "
+    print(f"DiffBEV-style PointHead on {device}{f' ({torch.cuda.get_device_name(device)})' if cuda else ''}, "
           f"torch {torch.__version__}: {args.steps} steps of {args.batch_size} BEV maps "
           f"{args.bev_size}x{args.bev_size}, {len(CLASSES)} classes, head width {args.channels}")
     train_set = dataset(args.seed, max(args.batch_size * 4, 16), args.bev_size)
