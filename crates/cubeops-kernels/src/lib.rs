@@ -6,6 +6,7 @@
 //! bridge build on these.
 
 pub mod point_sample;
+pub mod psamask;
 
 #[cfg(feature = "cuda")]
 pub mod cuda;

@@ -23,7 +23,8 @@ use cubeops_kernels::point_sample::Variant;
 
 const DEFAULT_ARCHS: [u32; 7] = [75, 80, 86, 89, 90, 100, 120];
 
-/// Every variant we ship: kernel x dtype x layout x align_corners x index width.
+/// Every variant we ship: point_sample kernel x dtype x layout x align_corners x index
+/// width, then PSAMask x psa_type x pass x dtype x index width.
 fn variants() -> Vec<(Kernel, StorageType, Variant)> {
     let dtypes = [FloatKind::F16, FloatKind::BF16, FloatKind::F32, FloatKind::F64];
     let mut out = Vec::new();
@@ -41,10 +42,24 @@ fn variants() -> Vec<(Kernel, StorageType, Variant)> {
             }
         }
     }
+    for distribute in [false, true] {
+        for backward in [false, true] {
+            for kind in dtypes {
+                for wide_index in [false, true] {
+                    let variant = Variant { align_corners: false, channels_last: false, wide_index };
+                    out.push((Kernel::PsaMask { distribute, backward }, StorageType::Scalar(ElemType::Float(kind)), variant));
+                }
+            }
+        }
+    }
     out
 }
 
 fn label(kernel: Kernel, storage: StorageType, v: Variant) -> String {
+    if let Kernel::PsaMask { distribute, backward } = kernel {
+        let (kind, pass) = (if distribute { "distribute" } else { "collect" }, if backward { "backward" } else { "forward" });
+        return format!("PsaMask/{kind}/{pass}/{storage}/{}", if v.wide_index { "u64" } else { "u32" });
+    }
     format!(
         "{kernel:?}/{storage}/{}/ac{}/{}",
         if v.channels_last { "nhwc" } else { "nchw" },
@@ -152,6 +167,13 @@ fn main() -> ExitCode {
         for (a, &cc) in archs.iter().enumerate() {
             for (name, source) in &sources[a] {
                 println!("hash sm_{cc} {name} {}", hash(source));
+            }
+        }
+    }
+    if let Some(dir) = args.iter().position(|a| a == "--dump").and_then(|i| args.get(i + 1)) {
+        for (a, &cc) in archs.iter().enumerate() {
+            for (name, source) in &sources[a] {
+                let _ = std::fs::write(format!("{dir}/sm_{cc}_{}.cu", name.replace('/', "_")), source);
             }
         }
     }

@@ -15,16 +15,30 @@ use crate::point_sample::{
     accumulation_type, point_sample_backward_input_kernel as bwd_input, point_sample_backward_points_kernel as bwd_points,
     point_sample_forward_kernel as fwd, GeometryArgsCompilationArg, Variant,
 };
+use crate::psamask::{psamask_kernel, PsaGeometryArgsCompilationArg};
 
 /// Threads per block of every kernel the launcher runs.
 pub const CUBE_DIM: u32 = 256;
 
-/// Which point_sample kernel.
+/// Which kernel: point_sample's three, or PSAMask's gather.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Kernel {
     Forward,
     BackwardInput,
     BackwardPoints,
+    /// PSAMask; the point_sample [`Variant`] passed with it only contributes `wide_index`.
+    PsaMask { distribute: bool, backward: bool },
+}
+
+impl Kernel {
+    /// How many arrays the kernel takes (see [`super::launch`]).
+    pub fn arity(self) -> usize {
+        match self {
+            Kernel::BackwardPoints => 4,
+            Kernel::PsaMask { .. } => 2,
+            _ => 3,
+        }
+    }
 }
 
 /// The compilation options cubecl-cuda 0.10 derives for a device of compute capability `cc`
@@ -77,6 +91,26 @@ fn geometry() -> GeometryArgsCompilationArg {
     }
 }
 
+fn psa_geometry() -> PsaGeometryArgsCompilationArg {
+    PsaGeometryArgsCompilationArg {
+        n: (),
+        height: (),
+        width: (),
+        mask_h: (),
+        mask_w: (),
+        half_h: (),
+        half_w: (),
+        src_n: (),
+        src_c: (),
+        src_h: (),
+        src_w: (),
+        dst_n: (),
+        dst_c: (),
+        dst_h: (),
+        dst_w: (),
+    }
+}
+
 fn address_type(variant: &Variant) -> AddressType {
     if variant.wide_index {
         AddressType::U64
@@ -124,6 +158,11 @@ pub fn kernel_source<R: Runtime>(
             bwd_points::PointSampleBackwardPointsKernel::<R>::new(
                 settings, client, array(), array(), array(), array(), geometry(), align, dtypes,
             ),
+            cc,
+            addr,
+        ),
+        Kernel::PsaMask { distribute, backward } => compile_task(
+            psamask_kernel::PsamaskKernel::<R>::new(settings, client, array(), array(), psa_geometry(), distribute, backward, storage),
             cc,
             addr,
         ),

@@ -25,6 +25,34 @@ pub use compile::{Kernel, CUBE_DIM};
 pub use toolkit::{add_include_dirs, include_dirs};
 
 use crate::point_sample::{Geometry, Variant};
+use crate::psamask::PsaGeometry;
+
+/// What [`launch`] needs from a geometry: the kernel's scalar block and its thread count.
+pub trait LaunchGeometry {
+    fn scalars(&self) -> Result<Vec<u32>, String>;
+    fn threads(&self, kernel: Kernel) -> usize;
+}
+
+impl LaunchGeometry for Geometry {
+    fn scalars(&self) -> Result<Vec<u32>, String> {
+        Geometry::scalars(self).map(Vec::from)
+    }
+    fn threads(&self, kernel: Kernel) -> usize {
+        match kernel {
+            Kernel::BackwardPoints => self.n * self.num_points,
+            _ => self.output_elements(),
+        }
+    }
+}
+
+impl LaunchGeometry for PsaGeometry {
+    fn scalars(&self) -> Result<Vec<u32>, String> {
+        PsaGeometry::scalars(self).map(Vec::from)
+    }
+    fn threads(&self, kernel: Kernel) -> usize {
+        PsaGeometry::threads(self, matches!(kernel, Kernel::PsaMask { backward: true, .. }))
+    }
+}
 
 /// A buffer in device memory: its address and how many elements of the kernel's type can
 /// be read from there (the kernels bounds-check every access against it).
@@ -141,9 +169,9 @@ fn cached_ptx(source: &str, cc: u32) -> Result<Vec<u8>, String> {
     Ok(ptx)
 }
 
-/// The info block the kernel reads: `GeometryArgs` scalars, then each array's buffer
+/// The info block the kernel reads: the geometry's scalars, then each array's buffer
 /// length and length, exactly as cubecl's launcher would pack them.
-fn info_block(geo: &Geometry, arrays: &[DeviceArray], variant: &Variant) -> Result<Vec<u64>, String> {
+fn info_block(geo: &impl LaunchGeometry, arrays: &[DeviceArray], variant: &Variant) -> Result<Vec<u64>, String> {
     let addr = if variant.wide_index { AddressType::U64 } else { AddressType::U32 };
     let mut info = InfoBuilder::default();
     for a in arrays {
@@ -154,32 +182,28 @@ fn info_block(geo: &Geometry, arrays: &[DeviceArray], variant: &Variant) -> Resu
     }
     let block = info.finish(addr);
     if block.dynamic_metadata_offset != block.data.len() {
-        return Err("internal: point_sample kernels must not need dynamic metadata".into());
+        return Err("internal: cubeops kernels must not need dynamic metadata".into());
     }
     Ok(block.data)
 }
 
-/// Launches one point_sample kernel on `stream` (a `CUstream`, e.g. PyTorch's current
-/// stream) of device `device`. `arrays` in kernel order: forward (input, points, output),
+/// Launches one kernel on `stream` (a `CUstream`, e.g. PyTorch's current stream) of device
+/// `device`. `arrays` in kernel order: point_sample forward (input, points, output),
 /// backward to input (grad_output, points, grad_input as f32/f64 accumulation buffer),
-/// backward to points (grad_output, input, points, grad_points).
+/// backward to points (grad_output, input, points, grad_points); PSAMask (src, dst).
 pub fn launch(
     kernel: Kernel,
     device: usize,
     stream: u64,
-    geo: &Geometry,
+    geo: &impl LaunchGeometry,
     variant: Variant,
     storage: StorageType,
     arrays: &[DeviceArray],
 ) -> Result<(), String> {
-    let expected = if kernel == Kernel::BackwardPoints { 4 } else { 3 };
-    if arrays.len() != expected {
-        return Err(format!("{kernel:?} takes {expected} arrays, got {}", arrays.len()));
+    if arrays.len() != kernel.arity() {
+        return Err(format!("{kernel:?} takes {} arrays, got {}", kernel.arity(), arrays.len()));
     }
-    let threads = match kernel {
-        Kernel::BackwardPoints => geo.n * geo.num_points,
-        _ => geo.output_elements(),
-    };
+    let threads = geo.threads(kernel);
     if threads == 0 {
         return Ok(());
     }
