@@ -1,4 +1,4 @@
-//! cubeops: mmcv-compatible vision ops on burn tensors.
+//! cubeops: mmcv-compatible vision ops on burn tensors: `point_sample`, `psamask`.
 //!
 //! Each op runs fused cubecl kernels (crate `cubeops-kernels`) on burn's cubecl backends
 //! (CUDA, wgpu), a composition of burn tensor ops on other backends, and has gradients
@@ -7,6 +7,8 @@
 mod error;
 mod reshape;
 pub mod point_sample;
+pub mod psamask;
 
 pub use error::OpError;
 pub use point_sample::{point_sample, InputLayout, PointSampleOptions};
+pub use psamask::{psamask, PsaMaskOptions, PsaType};

@@ -77,7 +77,7 @@ impl<'a, T: Copy, const D: usize> View<'a, T, D> {
         self.shape
     }
 
-    fn at(&self, idx: [usize; D]) -> T {
+    pub(crate) fn at(&self, idx: [usize; D]) -> T {
         self.data[idx.iter().zip(&self.strides).map(|(i, s)| i * s).sum::<usize>()]
     }
 }
