@@ -5,6 +5,8 @@
   implements run on cubeops; the others raise NotImplementedError naming the op.
 - Makes `mmcv.ops.point_sample` run on cubeops (bilinear, zero padding: mmcv's default);
   other `mode` / `padding_mode` values keep mmcv's own grid_sample implementation.
+- `mmcv._ext.psamask_forward` / `psamask_backward` run on cubeops, so mmcv's own
+  `mmcv.ops.PSAMask` module (PSAHead) works unchanged.
 
 For code you cannot edit: `python -m cubeops.mmcv_compat --install-pth` once, then any
 process started with `CUBEOPS_MMCV=1` has the drop-in active from its first line.
@@ -18,12 +20,40 @@ import sysconfig
 import types
 from pathlib import Path
 
+from . import _native
+from ._bridge import describe, stream
 from .ops.point_sample import point_sample as _cubeops_point_sample
+from .ops.psamask import PSA_TYPES
 
 DOCS = "https://github.com/cubeops/cubeops/blob/main/docs/ops/README.md"
 
-# mmcv._ext functions cubeops implements, by name (none of point_sample's: it is Python in mmcv).
-IMPLEMENTED: dict = {}
+
+
+def _psamask_ext(backward: bool):
+    """mmcv._ext.psamask_forward(input, output, ...) / psamask_backward(grad_output,
+    grad_input, ...): fill the second tensor in place, as mmcv's compiled op does."""
+    name = "psamask_backward" if backward else "psamask_forward"
+
+    def run(src, dst, psa_type, num_, h_feature, w_feature, h_mask, w_mask, half_h_mask, half_w_mask):
+        if psa_type not in PSA_TYPES:
+            raise ValueError(f"mmcv._ext.{name}: psa_type must be 0 (collect) or 1 (distribute), got {psa_type!r}")
+        expected = (num_, h_feature, w_feature, (h_mask - 1) // 2, (w_mask - 1) // 2)
+        got = (src.shape[0], src.shape[2], src.shape[3], half_h_mask, half_w_mask)
+        if src.dim() != 4 or got != expected:
+            raise ValueError(
+                f"mmcv._ext.{name}: arguments (num_, h_feature, w_feature, half_h_mask, half_w_mask) = "
+                f"{(num_, h_feature, w_feature, half_h_mask, half_w_mask)} do not match the tensor of shape {tuple(src.shape)} "
+                f"and mask ({h_mask}, {w_mask})"
+            )
+        native = _native.psamask_backward if backward else _native.psamask_forward
+        native(describe(src), describe(dst), PSA_TYPES[psa_type], h_mask, w_mask, stream(src))
+
+    run.__name__ = name
+    return run
+
+
+# mmcv._ext functions cubeops implements, by name (point_sample is Python in mmcv: patched below).
+IMPLEMENTED: dict = {"psamask_forward": _psamask_ext(False), "psamask_backward": _psamask_ext(True)}
 
 original_point_sample = None  # mmcv's own point_sample, once mmcv.ops.point_sample is loaded
 

@@ -1,6 +1,7 @@
 //! The CPU path: torch's CPU memory read and written in place by cubeops' strided kernels.
 
 use cubeops::point_sample::cpu::{self, CpuElement, View};
+use cubeops::psamask::PsaMaskOptions;
 use half::{bf16, f16};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -93,4 +94,15 @@ pub fn grad_input(grad: &TensorDesc, points: &TensorDesc, out: &TensorDesc, alig
 
 pub fn grad_points(grad: &TensorDesc, input: &TensorDesc, points: &TensorDesc, out: &TensorDesc, align_corners: bool) -> PyResult<()> {
     by_dtype!(grad.dtype, grad_points_typed(grad, input, points, out, align_corners))
+}
+
+fn psamask_typed<T: CpuElement>(src: &TensorDesc, dst: &TensorDesc, options: PsaMaskOptions, backward: bool) -> PyResult<()> {
+    // SAFETY: as in `forward_typed`.
+    let (s, d) = unsafe { (memory::<T>(src), output::<T>(dst)?) };
+    cubeops::psamask::cpu::remap(view::<T, 4>(src, s)?, d, options, backward).map_err(to_py)
+}
+
+/// PSAMask forward (`src` = mask, `dst` = map) or backward (`src` = grad map, `dst` = grad mask).
+pub fn psamask(src: &TensorDesc, dst: &TensorDesc, options: PsaMaskOptions, backward: bool) -> PyResult<()> {
+    by_dtype!(src.dtype, psamask_typed(src, dst, options, backward))
 }

@@ -4,6 +4,7 @@
 use cubecl::ir::{ElemType, FloatKind, StorageType};
 use cubeops_kernels::cuda::{self, DeviceArray, Kernel};
 use cubeops_kernels::point_sample::{Geometry, Variant};
+use cubeops_kernels::psamask::PsaGeometry;
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::PyResult;
 
@@ -76,4 +77,19 @@ pub fn grad_points(grad: &TensorDesc, input: &TensorDesc, points: &TensorDesc, o
     }
     let variant = variant(input, &[grad, input, points, out], align_corners);
     run(Kernel::BackwardPoints, stream, &geo, variant, input.dtype, &[grad, input, points, out])
+}
+
+/// PSAMask forward (`src` = mask, `dst` = map) or backward (`src` = grad map, `dst` = grad
+/// mask); shapes checked by the caller, `dst` contiguous.
+pub fn psamask(src: &TensorDesc, dst: &TensorDesc, mask: (usize, usize), distribute: bool, backward: bool, stream: u64) -> PyResult<()> {
+    let ([n, _, height, width], src_strides) = src.dims::<4>()?;
+    let (_, dst_strides) = dst.dims::<4>()?;
+    let geo = PsaGeometry { n, height, width, mask_h: mask.0, mask_w: mask.1, src_strides, dst_strides };
+    geo.scalars().map_err(|e| PyValueError::new_err(format!("PSAMask on CUDA: {e}")))?;
+    let wide_index = [src, dst].iter().any(|d| d.available > u32::MAX as usize);
+    // Only `wide_index` of the point_sample variant applies to PSAMask.
+    let variant = Variant { align_corners: false, channels_last: false, wide_index };
+    let device = src.device as usize;
+    cuda::launch(Kernel::PsaMask { distribute, backward }, device, stream, &geo, variant, storage(src.dtype), &[array(src), array(dst)])
+        .map_err(PyRuntimeError::new_err)
 }

@@ -105,6 +105,72 @@ fn point_sample_grad_points(
     })
 }
 
+/// Checks PSAMask's shapes: `src` is the mask `(N, mh*mw, H, W)` (forward) or the map's
+/// gradient `(N, H*W, H, W)` (backward); `dst` the other one, contiguous.
+fn psamask_shapes(src: &TensorDesc, dst: &TensorDesc, mask: (usize, usize), backward: bool) -> PyResult<()> {
+    let ([n, c, h, w], _) = src.dims::<4>()?;
+    let (dst_shape, _) = dst.dims::<4>()?;
+    let (mh, mw) = mask;
+    if mh == 0 || mw == 0 {
+        return Err(PyValueError::new_err(format!("mask_size must be positive, got ({mh}, {mw})")));
+    }
+    let (src_c, dst_c) = if backward { (h * w, mh * mw) } else { (mh * mw, h * w) };
+    if c != src_c {
+        return Err(PyValueError::new_err(format!("`{}` has {c} channels, expected {src_c} (mask_size ({mh}, {mw}), map {h}x{w})", src.arg)));
+    }
+    if dst_shape != [n, dst_c, h, w] {
+        return Err(PyValueError::new_err(format!("`{}` has shape {:?}, expected {:?}", dst.arg, dst.shape, [n, dst_c, h, w])));
+    }
+    if !dst.is_contiguous() {
+        return Err(PyValueError::new_err(format!("`{}` must be contiguous", dst.arg)));
+    }
+    Ok(())
+}
+
+fn psamask_run(py: Python<'_>, d: Vec<TensorDesc>, distribute: bool, mask: (usize, usize), backward: bool, stream: u64) -> PyResult<()> {
+    psamask_shapes(&d[0], &d[1], mask, backward)?;
+    let psa_type = if distribute { cubeops::PsaType::Distribute } else { cubeops::PsaType::Collect };
+    let options = cubeops::PsaMaskOptions { psa_type, mask_size: mask };
+    py.detach(|| {
+        if on_cpu(&d) {
+            cpu::psamask(&d[0], &d[1], options, backward)
+        } else {
+            cuda::psamask(&d[0], &d[1], mask, distribute, backward, stream)
+        }
+    })
+}
+
+/// PSAMask: writes every element of `output (N, H*W, H, W)` from `input (N, mh*mw, H, W)`.
+#[pyfunction]
+fn psamask_forward(
+    py: Python<'_>,
+    input: Bound<'_, PyAny>,
+    output: Bound<'_, PyAny>,
+    distribute: bool,
+    mask_h: usize,
+    mask_w: usize,
+    stream: u64,
+) -> PyResult<()> {
+    let d = describe(&[("input", &input), ("output", &output)], 2)?;
+    psamask_run(py, d, distribute, (mask_h, mask_w), false, stream)
+}
+
+/// PSAMask's gradient: writes every element of `grad_input (N, mh*mw, H, W)` from
+/// `grad_output (N, H*W, H, W)`.
+#[pyfunction]
+fn psamask_backward(
+    py: Python<'_>,
+    grad_output: Bound<'_, PyAny>,
+    grad_input: Bound<'_, PyAny>,
+    distribute: bool,
+    mask_h: usize,
+    mask_w: usize,
+    stream: u64,
+) -> PyResult<()> {
+    let d = describe(&[("grad_output", &grad_output), ("grad_input", &grad_input)], 2)?;
+    psamask_run(py, d, distribute, (mask_h, mask_w), true, stream)
+}
+
 /// Adds directories to search for the CUDA headers the kernels include (cuda_fp16.h).
 #[pyfunction]
 fn add_cuda_include_dirs(dirs: Vec<PathBuf>) {
@@ -135,6 +201,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(point_sample_forward, m)?)?;
     m.add_function(wrap_pyfunction!(point_sample_grad_input, m)?)?;
     m.add_function(wrap_pyfunction!(point_sample_grad_points, m)?)?;
+    m.add_function(wrap_pyfunction!(psamask_forward, m)?)?;
+    m.add_function(wrap_pyfunction!(psamask_backward, m)?)?;
     m.add_function(wrap_pyfunction!(add_cuda_include_dirs, m)?)?;
     m.add_function(wrap_pyfunction!(cuda_include_dirs, m)?)?;
     m.add_function(wrap_pyfunction!(nvrtc_version, m)?)?;

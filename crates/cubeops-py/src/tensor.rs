@@ -59,6 +59,18 @@ impl TensorDesc {
         Ok((self.shape.clone().try_into().map_err(|_| err())?, self.strides.clone().try_into().map_err(|_| err())?))
     }
 
+    /// Row-major contiguous (size-1 dimensions may have any stride).
+    pub fn is_contiguous(&self) -> bool {
+        let mut expected = 1;
+        for (dim, stride) in self.shape.iter().zip(&self.strides).rev() {
+            if *dim > 1 && *stride != expected {
+                return false;
+            }
+            expected *= dim;
+        }
+        true
+    }
+
     pub fn numel(&self) -> usize {
         self.shape.iter().product()
     }
