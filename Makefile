@@ -10,6 +10,9 @@ VENV := .venv
 VPY := $(VENV)/bin/python
 # Re-installed when the requirements change; pip's cache makes a re-run cheap.
 VENV_STAMP := $(VENV)/.installed-$(shell cksum python/requirements-test.txt | cut -d' ' -f1)
+# mmcv-lite 2.2.0 beside the venv's 2.1.0 (which mmsegmentation 1.2.2 needs), put first on
+# PYTHONPATH for a second run of the mmcv tests.
+MMCV22 := $(VENV)/mmcv-2.2.0
 # wgpu asks for a runtime dir it never needs here; an empty one keeps its log quiet.
 export XDG_RUNTIME_DIR ?= /tmp/cubeops-xdg-$(shell id -u)
 
@@ -35,6 +38,8 @@ test: check-rust vulkan $(VENV_STAMP)
 	$(MAKE) arch-check
 	$(MAKE) wheel
 	CUBEOPS_BEV_REFINE=target/debug/examples/bev_refine $(VPY) -m pytest tests/python -q
+	@echo "mmcv.ops through the drop-in again, with mmcv-lite 2.2.0 (the user's mmcv; mmseg refuses it):"
+	PYTHONPATH=$(MMCV22) $(VPY) -m pytest tests/python/test_mmcv_compat.py tests/python/test_mmcv_heads.py -q
 
 ## Every kernel variant compiled by NVRTC 12.8 (torch 2.9.1's nvidia-cuda-nvrtc-cu12) for
 ## sm_75 ... sm_120a, no GPU needed; fails if one does not build (docs/gpu-support.md).
@@ -56,6 +61,7 @@ $(VENV_STAMP): python/requirements-test.txt
 	@[ -x $(VPY) ] || $(PYTHON) -m venv $(VENV)
 	$(VPY) -m pip install -q --upgrade pip
 	$(VPY) -m pip install -q -r python/requirements-test.txt
+	$(VPY) -m pip install -q --no-deps --upgrade --target $(MMCV22) mmcv-lite==2.2.0
 	@rm -f $(VENV)/.installed-* && touch $@
 
 check-rust:
@@ -72,9 +78,10 @@ vulkan:
 
 ## Stripped release binaries for the GPU machine (see docs/gpu-testing.md): .gpu/
 gpu-artifacts: check-rust
-	$(CARGO) test -p cubeops --features $(FEATURES) --profile gpu --no-run --test kernels_cuda
+	$(CARGO) test -p cubeops --features $(FEATURES) --profile gpu --no-run --test kernels_cuda --test psamask
 	$(CARGO) build --workspace --exclude cubeops-py --features $(FEATURES) --profile gpu --example demo --example bev_refine --bin arch-check
-	@mkdir -p .gpu && rm -f .gpu/kernels_cuda .gpu/demo .gpu/arch-check .gpu/bev_refine
+	@mkdir -p .gpu && rm -f .gpu/kernels_cuda .gpu/psamask .gpu/demo .gpu/arch-check .gpu/bev_refine
 	cp $$(ls -t target/gpu/deps/kernels_cuda-* | grep -v '\.d$$' | head -1) .gpu/kernels_cuda
+	cp $$(ls -t target/gpu/deps/psamask-* | grep -v '\.d$$' | head -1) .gpu/psamask
 	cp target/gpu/examples/demo target/gpu/examples/bev_refine target/gpu/arch-check .gpu/
 	@ls -la .gpu

@@ -24,9 +24,11 @@ fn to_vec<B: burn::tensor::backend::Backend>(t: Tensor<B, 4>) -> Vec<f64> {
     t.into_data().convert::<f64>().to_vec().unwrap()
 }
 
-fn run_suite<B: PsaMaskAutodiffBackend>(label: &str, device: &B::Device, dtype: DType) {
+/// `with_empty`: include the N = 0 case (cubecl-cuda 0.10 cannot copy zero-sized tensors
+/// between host and device, so the CUDA run leaves it to the other backends).
+fn run_suite<B: PsaMaskAutodiffBackend>(label: &str, device: &B::Device, dtype: DType, with_empty: bool) {
     let mut rng = StdRng::seed_from_u64(7);
-    for (n, h, w, mh, mw) in SHAPES {
+    for (n, h, w, mh, mw) in SHAPES.into_iter().filter(|s| with_empty || s.0 > 0) {
         for psa_type in [PsaType::Collect, PsaType::Distribute] {
             for transposed in [false, true] {
                 let options = PsaMaskOptions { psa_type, mask_size: (mh, mw) };
@@ -72,16 +74,16 @@ fn run_suite<B: PsaMaskAutodiffBackend>(label: &str, device: &B::Device, dtype: 
 
 #[test]
 fn ndarray_matches_reference() {
-    run_suite::<Autodiff<NdArray>>("ndarray", &Default::default(), DType::F32);
-    run_suite::<Autodiff<NdArray<f64>>>("ndarray", &Default::default(), DType::F64);
+    run_suite::<Autodiff<NdArray>>("ndarray", &Default::default(), DType::F32, true);
+    run_suite::<Autodiff<NdArray<f64>>>("ndarray", &Default::default(), DType::F64, true);
 }
 
 #[cfg(feature = "wgpu")]
 #[test]
 fn wgpu_kernels_match_reference() {
     let device = burn::backend::wgpu::WgpuDevice::default();
-    run_suite::<Autodiff<burn::backend::Wgpu>>("wgpu", &device, DType::F32);
-    run_suite::<Autodiff<burn::backend::Wgpu>>("wgpu", &device, DType::F16);
+    run_suite::<Autodiff<burn::backend::Wgpu>>("wgpu", &device, DType::F32, true);
+    run_suite::<Autodiff<burn::backend::Wgpu>>("wgpu", &device, DType::F16, true);
 }
 
 #[test]
@@ -158,6 +160,6 @@ fn reference_by_hand() {
 fn cuda_kernels_match_reference() {
     let device = burn::backend::cuda::CudaDevice::default();
     for dtype in [DType::F32, DType::F16, DType::BF16, DType::F64] {
-        run_suite::<Autodiff<burn::backend::Cuda>>("cuda", &device, dtype);
+        run_suite::<Autodiff<burn::backend::Cuda>>("cuda", &device, dtype, false);
     }
 }
