@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 import cubeops.mmcv_compat  # noqa: F401  (before mmcv)
+import cubeops
 from reference import psamask_reference
 
 mmcv_ops = pytest.importorskip("mmcv.ops")
@@ -167,3 +168,23 @@ def test_cc_head_training_step(device, autocast):
     feats = [torch.randn(2, 16, 10, 10, generator=gen).to(device)]
     labels = torch.randint(0, 4, (2, 40, 40), generator=gen).to(device)
     _step(head, lambda: head.loss(feats, _samples(labels), None), device, autocast)
+
+
+@pytest.mark.parametrize("device,dtype", [("cpu", torch.bfloat16), pytest.param("cuda", torch.bfloat16, marks=pytest.mark.cuda),
+                                          pytest.param("cuda", torch.float16, marks=pytest.mark.cuda)])
+def test_point_sample_under_autocast_matches_mmcv(device, dtype):
+    """Under autocast grid_sample (so mmcv's point_sample) runs in float32: low-precision
+    features with float32 points (PointHead under AMP) give a float32 result; cubeops too."""
+    gen = torch.Generator().manual_seed(3)
+    x = torch.randn(2, 4, 9, 11, generator=gen).to(device=device, dtype=dtype).requires_grad_()
+    p = torch.rand(2, 30, 2, generator=gen).to(device)
+    with torch.autocast(device, dtype=dtype):
+        ours = mmcv_ops.point_sample(x, p)
+        theirs = cubeops.mmcv_compat.original_point_sample(x, p)
+    assert ours.dtype == theirs.dtype == torch.float32
+    torch.testing.assert_close(ours, theirs, rtol=1e-6, atol=1e-6)
+    g = torch.randn(ours.shape, generator=gen).to(device)
+    (gx,) = torch.autograd.grad(ours, x, g)
+    (want,) = torch.autograd.grad(theirs, x, g)
+    assert gx.dtype == want.dtype == dtype
+    torch.testing.assert_close(gx, want, rtol=1e-2, atol=1e-2)

@@ -134,6 +134,15 @@ def _check(input: Tensor, points: Tensor) -> None:
         raise ValueError(f"point_sample(): `points` is on {points.device}, `input` on {input.device}")
 
 
+def _autocast(input: Tensor, points: Tensor):
+    """What autocast does to grid_sample (its fp32 list), and so to mmcv's point_sample:
+    float16/bfloat16 arguments run in float32, float64 ones stay."""
+    if not torch.is_autocast_enabled(input.device.type):
+        return input, points
+    low = (torch.float16, torch.bfloat16)
+    return (input.float() if input.dtype in low else input), (points.float() if points.dtype in low else points)
+
+
 def point_sample(input: Tensor, points: Tensor, align_corners: bool = False) -> Tensor:
     """Samples `input` at `points` with bilinear interpolation, zeros outside the map.
 
@@ -147,8 +156,13 @@ def point_sample(input: Tensor, points: Tensor, align_corners: bool = False) -> 
             pixels, False (default) on their outer edges.
 
     Returns:
-        (N, C, P) or (N, C, Hp, Wp), same dtype and device as `input`.
+        (N, C, P) or (N, C, Hp, Wp), same dtype and device as `input`; under
+        `torch.autocast`, float16/bfloat16 arguments are computed in float32 and the result
+        is float32, as grid_sample (and so mmcv's point_sample) does there.
     """
+    if isinstance(input, Tensor) and isinstance(points, Tensor):
+        # Before the dtype check: under autocast bf16 features meet float32 points.
+        input, points = _autocast(input, points)
     _check(input, points)
     n, c = input.shape[:2]
     flat = points.reshape(n, -1, 2)
