@@ -166,5 +166,7 @@ def test_eager_path_equals_custom_op(device):
     x, p = make(2, 3, 6, 5, (21,), torch.float32, device, seed=11)
     eager = forward_and_grads(cubeops.point_sample, x, p, align_corners=True)
     op = forward_and_grads(lambda a, b, align_corners: torch.ops.cubeops.point_sample(a, b, align_corners), x, p, align_corners=True)
-    for e, o in zip(eager, op):
-        assert torch.equal(e, o)
+    assert torch.equal(eager[0], op[0])
+    # The input gradient adds with float atomics on CUDA: equal up to the order of additions.
+    for e, o in zip(eager[1:], op[1:]):
+        torch.testing.assert_close(e, o, rtol=1e-6, atol=1e-7)
