@@ -1,0 +1,191 @@
+"""point_sample: cubeops against torch's grid_sample (what mmcv's point_sample calls) on the
+same tensors, over shapes that cover DiffBEV's PointHead. Forward, backward, forward +
+backward; medians; NCHW and channels-last; float32, bfloat16, float16. Prints a table (with
+a progress bar on stderr), writes CSV and a PNG of the speed-ups, and relates the achieved
+traffic to the device's copy bandwidth measured in the same run.
+
+    python benches/point_sample_torch.py                    # CUDA, the full grid
+    python benches/point_sample_torch.py --smoke --device cpu --out target/bench-smoke
+
+Traffic model (bytes a sample must move at least once it misses the cache): forward reads 4
+corners and writes 1 value per (n, c, p) and reads the points; backward reads grad_output,
+writes 4 corner gradients and reads the corners again for grad_points. "bw" is that traffic
+divided by the time, as a fraction of the measured device-to-device copy bandwidth
+(read + write).
+"""
+
+import argparse
+import csv
+import os
+import statistics
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+
+import cubeops
+
+# (N, C, H, W, P): PointHead's feature sampling (fine features C=256/512 at 1/2..1/4 of a
+# 200x200 BEV, 2048 .. 8196 .. 100k points) and coarse logits (C=14..19).
+FULL = [
+    (1, 19, 50, 50, 1024), (2, 14, 100, 100, 6144), (8, 14, 100, 100, 6144), (4, 19, 200, 200, 8196),
+    (2, 256, 100, 100, 2048), (8, 256, 100, 100, 2048), (2, 256, 200, 200, 8196), (4, 512, 100, 100, 8196),
+    (2, 64, 400, 400, 32768), (1, 128, 200, 200, 100000), (8, 32, 200, 200, 100000),
+]
+SMOKE = [(1, 3, 8, 8, 16), (2, 5, 12, 10, 40)]
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def grid_sample(input, points):
+    return F.grid_sample(input, 2 * points.unsqueeze(2) - 1, align_corners=False).squeeze(3)
+
+
+class Timer:
+    def __init__(self, device):
+        self.cuda = device.type == "cuda"
+
+    def __call__(self, fn, repeat):
+        times = []
+        for _ in range(repeat):
+            if self.cuda:
+                start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+                start.record()
+                fn()
+                end.record()
+                end.synchronize()
+                times.append(start.elapsed_time(end) / 1e3)
+            else:
+                start = time.perf_counter()
+                fn()
+                times.append(time.perf_counter() - start)
+        return statistics.median(times)
+
+
+def copy_bandwidth(device, timer):
+    """Bytes read + written per second by a device-to-device copy of 1 GiB (64 MiB on CPU)."""
+    size = (1 << 30) if device.type == "cuda" else (64 << 20)
+    src = torch.empty(size // 4, dtype=torch.float32, device=device)
+    dst = torch.empty_like(src)
+    dst.copy_(src)
+    return 2 * size / timer(lambda: dst.copy_(src), 10)
+
+
+def traffic(n, c, p, element):
+    forward = (5 * n * c * p + 2 * n * p) * element
+    backward = (1 + 4 + 4) * n * c * p * element + 4 * n * p * element
+    return forward, backward
+
+
+def measure(fn_fwd, x, p, g, timer, repeat):
+    out = fn_fwd(x, p)
+
+    def fwd():
+        with torch.no_grad():
+            fn_fwd(x, p)
+
+    def bwd():
+        torch.autograd.grad(out, (x, p), g, retain_graph=True)
+
+    def both():
+        torch.autograd.grad(fn_fwd(x, p), (x, p), g)
+
+    for f in (fwd, bwd, both):  # warm-up (and kernel compilation)
+        f()
+    return timer(fwd, repeat), timer(bwd, repeat), timer(both, repeat)
+
+
+def progress(done, total, label, width=28):
+    if sys.stderr.isatty() or os.environ.get("CUBEOPS_BENCH_PROGRESS"):
+        bar = "#" * int(width * done / total) + "." * (width - int(width * done / total))
+        print(f"\r[{bar}] {done}/{total} {label:<48}", end="" if done < total else "\n", file=sys.stderr, flush=True)
+
+
+def plot(rows, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = [f"{r['shape']}\n{r['layout']} {r['dtype']}" for r in rows]
+    fig, ax = plt.subplots(figsize=(max(8, 0.45 * len(rows)), 5))
+    xs = range(len(rows))
+    for offset, (key, name) in zip((-0.27, 0, 0.27), (("speedup_fwd", "forward"), ("speedup_bwd", "backward"),
+                                                       ("speedup_both", "forward+backward"))):
+        ax.bar([x + offset for x in xs], [r[key] for r in rows], width=0.27, label=name)
+    ax.axhline(1.0, color="black", linewidth=0.8)
+    ax.set_xticks(list(xs))
+    ax.set_xticklabels(labels, rotation=90, fontsize=6)
+    ax.set_ylabel("speed-up over grid_sample (x)")
+    ax.set_title("cubeops.point_sample vs torch grid_sample")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--smoke", action="store_true", help="two tiny shapes, 2 repeats: checks the script runs")
+    parser.add_argument("--repeat", type=int, default=None, help="timed calls per measurement (default 20, smoke 2)")
+    parser.add_argument("--dtypes", default="float32,bfloat16,float16")
+    parser.add_argument("--out", default="target/bench", help="directory for point_sample.csv and point_sample.png")
+    args = parser.parse_args(argv)
+    device = torch.device(args.device)
+    shapes = SMOKE if args.smoke else FULL
+    repeat = args.repeat or (2 if args.smoke else 20)
+    dtypes = [DTYPES[d] for d in args.dtypes.split(",")]
+    timer = Timer(device)
+    bandwidth = copy_bandwidth(device, timer)
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+    print(f"{name}, torch {torch.__version__}, cubeops {cubeops.__version__}; medians of {repeat}; "
+          f"copy bandwidth {bandwidth / 1e9:.0f} GB/s (read + write)")
+    head = (f"{'(N, C, H, W, P)':>26} {'layout':>6} {'dtype':>8} | {'fwd ms':>7} {'ref':>7} {'x':>5} | "
+            f"{'bwd ms':>7} {'ref':>7} {'x':>5} | {'f+b ms':>7} {'ref':>7} {'x':>5} | {'bw fwd':>6} {'bw bwd':>6}")
+    print(head)
+    rows, total, done = [], len(shapes) * 2 * len(dtypes), 0
+    for n, c, h, w, p in shapes:
+        for layout in ("nchw", "nhwc"):
+            for dtype in dtypes:
+                label = f"({n}, {c}, {h}, {w}, {p}) {layout} {str(dtype)[6:]}"
+                progress(done, total, label)
+                gen = torch.Generator().manual_seed(0)
+                x = torch.randn(n, c, h, w, generator=gen).to(device=device, dtype=dtype)
+                if layout == "nhwc":
+                    x = x.contiguous(memory_format=torch.channels_last)
+                x.requires_grad_()
+                pts = torch.rand(n, p, 2, generator=gen).to(device=device, dtype=dtype).requires_grad_()
+                g = torch.randn(n, c, p, generator=gen).to(device=device, dtype=dtype)
+                ours = measure(cubeops.point_sample, x, pts, g, timer, repeat)
+                ref = measure(grid_sample, x, pts, g, timer, repeat)
+                fwd_bytes, bwd_bytes = traffic(n, c, p, x.element_size())
+                row = dict(shape=f"({n}, {c}, {h}, {w}, {p})", layout=layout, dtype=str(dtype)[6:],
+                           fwd_ms=ours[0] * 1e3, ref_fwd_ms=ref[0] * 1e3, bwd_ms=ours[1] * 1e3,
+                           ref_bwd_ms=ref[1] * 1e3, both_ms=ours[2] * 1e3, ref_both_ms=ref[2] * 1e3,
+                           speedup_fwd=ref[0] / ours[0], speedup_bwd=ref[1] / ours[1], speedup_both=ref[2] / ours[2],
+                           bw_fwd=fwd_bytes / ours[0] / bandwidth, bw_bwd=bwd_bytes / ours[1] / bandwidth)
+                rows.append(row)
+                done += 1
+                progress(done, total, label)
+                print(f"{row['shape']:>26} {layout:>6} {row['dtype']:>8} | {row['fwd_ms']:7.3f} {row['ref_fwd_ms']:7.3f} "
+                      f"{row['speedup_fwd']:5.2f} | {row['bwd_ms']:7.3f} {row['ref_bwd_ms']:7.3f} {row['speedup_bwd']:5.2f} | "
+                      f"{row['both_ms']:7.3f} {row['ref_both_ms']:7.3f} {row['speedup_both']:5.2f} | "
+                      f"{row['bw_fwd']:6.1%} {row['bw_bwd']:6.1%}", flush=True)
+                del x, pts, g
+    os.makedirs(args.out, exist_ok=True)
+    csv_path, png_path = os.path.join(args.out, "point_sample.csv"), os.path.join(args.out, "point_sample.png")
+    with open(csv_path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    plot(rows, png_path)
+    for key, what in (("speedup_fwd", "forward"), ("speedup_bwd", "backward"), ("speedup_both", "forward+backward")):
+        for layout in ("nchw", "nhwc"):
+            values = [r[key] for r in rows if r["layout"] == layout]
+            print(f"{what:>17} {layout}: speed-up min {min(values):.2f}x, median {statistics.median(values):.2f}x, "
+                  f"max {max(values):.2f}x")
+    print(f"wrote {csv_path} and {png_path}")
+
+
+if __name__ == "__main__":
+    main()

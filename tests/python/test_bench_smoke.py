@@ -1,0 +1,22 @@
+"""The benchmark script runs (tiny shapes, CPU) and writes its table, CSV and plot, so it
+cannot rot. Asserts nothing about speed."""
+
+import csv
+import runpy
+import sys
+from pathlib import Path
+
+SCRIPT = Path(__file__).resolve().parents[2] / "benches" / "point_sample_torch.py"
+
+
+def test_point_sample_bench_smoke(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(sys, "argv", [str(SCRIPT), "--smoke", "--device", "cpu", "--dtypes", "float32,bfloat16",
+                                      "--out", str(tmp_path)])
+    runpy.run_path(str(SCRIPT), run_name="__main__")
+    out = capsys.readouterr().out
+    assert "copy bandwidth" in out and "forward+backward nhwc: speed-up" in out
+    with open(tmp_path / "point_sample.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 2 * 2 * 2  # shapes x layouts x dtypes
+    assert all(float(r["fwd_ms"]) > 0 and float(r["speedup_both"]) > 0 for r in rows)
+    assert (tmp_path / "point_sample.png").stat().st_size > 1000
