@@ -22,7 +22,8 @@ SUPPORTED_DTYPES = tuple(_DTYPES)
 
 
 def describe(t: torch.Tensor) -> tuple:
-    available = t.untyped_storage().nbytes() // t.element_size() - t.storage_offset()
+    # An empty view may sit at an offset past the end of an empty storage: nothing to read.
+    available = max(0, t.untyped_storage().nbytes() // t.element_size() - t.storage_offset())
     device = -1 if t.device.type == "cpu" else t.device.index
     return (t.data_ptr(), tuple(t.shape), tuple(t.stride()), _DTYPES[t.dtype], device, available)
 

@@ -165,7 +165,8 @@ def point_sample(input: Tensor, points: Tensor, align_corners: bool = False) -> 
         input, points = _autocast(input, points)
     _check(input, points)
     n, c = input.shape[:2]
-    flat = points.reshape(n, -1, 2)
+    # Explicit size: -1 is ambiguous for an empty batch.
+    flat = points.reshape(n, points.shape[1:-1].numel(), 2)
     if torch.compiler.is_compiling():
         out = _forward(input, flat, bool(align_corners))
     else:
