@@ -15,36 +15,44 @@ pub trait CpuElement: Copy + Send + Sync + 'static {
 }
 
 impl CpuElement for f64 {
+    #[inline]
     fn to_f64(self) -> f64 {
         self
     }
+    #[inline]
     fn from_f64(value: f64) -> Self {
         value
     }
 }
 
 impl CpuElement for f32 {
+    #[inline]
     fn to_f64(self) -> f64 {
         self as f64
     }
+    #[inline]
     fn from_f64(value: f64) -> Self {
         value as f32
     }
 }
 
 impl CpuElement for f16 {
+    #[inline]
     fn to_f64(self) -> f64 {
         self.to_f64()
     }
+    #[inline]
     fn from_f64(value: f64) -> Self {
         f16::from_f64(value)
     }
 }
 
 impl CpuElement for bf16 {
+    #[inline]
     fn to_f64(self) -> f64 {
         self.to_f64()
     }
+    #[inline]
     fn from_f64(value: f64) -> Self {
         bf16::from_f64(value)
     }
@@ -77,6 +85,7 @@ impl<'a, T: Copy, const D: usize> View<'a, T, D> {
         self.shape
     }
 
+    #[inline]
     pub(crate) fn at(&self, idx: [usize; D]) -> T {
         self.data[idx.iter().zip(&self.strides).map(|(i, s)| i * s).sum::<usize>()]
     }

@@ -25,6 +25,7 @@ impl Footprint {
     /// `grid_sample(input, 2 * points - 1, align_corners=...)` with zero padding does.
     /// NaN, infinite and huge coordinates fail every bounds test: the point is off the map,
     /// as in torch's CUDA kernel.
+    #[inline]
     pub fn locate(x: f64, y: f64, height: usize, width: usize, align_corners: bool) -> Self {
         let (scale_x, scale_y, offset) = if align_corners {
             (width as f64 - 1.0, height as f64 - 1.0, 0.0)
@@ -49,6 +50,7 @@ impl Footprint {
         fp
     }
 
+    #[inline]
     pub fn corners(&self) -> &[Corner] {
         &self.corners[..self.len]
     }
