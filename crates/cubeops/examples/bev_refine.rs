@@ -10,10 +10,13 @@
 //!     cargo run --release -p cubeops --features cuda,wgpu --example bev_refine -- \
 //!         --input bev.safetensors [--output refined.safetensors] [--backend auto|cuda|wgpu|cpu] [--check]
 
+#[path = "common/cli.rs"]
+mod cli;
+
 use std::collections::HashMap;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Instant;
 
+use cli::{available, flag};
 use burn::backend::NdArray;
 use burn::tensor::{activation::relu, backend::Backend, DType, IndexingUpdateOp, Int, Tensor, TensorData};
 use cubeops::point_sample::{point_sample, PointSampleBackend, PointSampleOptions};
@@ -252,18 +255,7 @@ fn compare(ours: &TensorData, python: &TensorData) -> Result<(f64, usize, usize)
     Ok((error, differ, n * hw))
 }
 
-/// Creating a client panics (on a runtime thread) when the device is absent; that means "skip".
-fn available(probe: impl FnOnce()) -> bool {
-    let hook = std::panic::take_hook();
-    std::panic::set_hook(Box::new(|_| {}));
-    let ok = catch_unwind(AssertUnwindSafe(probe)).is_ok();
-    std::panic::set_hook(hook);
-    ok
-}
 
-fn flag(args: &[String], name: &str) -> Option<String> {
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1).cloned())
-}
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();

@@ -3,9 +3,12 @@
 //!
 //! cargo run -p cubeops --features cuda,wgpu --example demo [-- --points 4096]
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
+#[path = "common/cli.rs"]
+mod cli;
+
 use std::time::Instant;
 
+use cli::{available, flag};
 use burn::backend::{Autodiff, NdArray};
 use burn::tensor::{DType, Tensor, TensorData};
 use cubeops::point_sample::reference::{self, RefDims};
@@ -61,19 +64,7 @@ fn run<B: PointSampleAutodiffBackend>(device: &B::Device, num_points: usize, ali
     ([max_error(&out, &want_out), max_error(&gi, &want_gi), max_error(&gp, &want_gp)], seconds)
 }
 
-/// Creating a client panics (on a runtime thread) when the device is absent; that means "skip".
-fn available(probe: impl FnOnce()) -> bool {
-    let hook = std::panic::take_hook();
-    std::panic::set_hook(Box::new(|_| {}));
-    let ok = catch_unwind(AssertUnwindSafe(probe)).is_ok();
-    std::panic::set_hook(hook);
-    ok
-}
 
-/// `--name value` from the command line.
-fn flag(args: &[String], name: &str) -> Option<String> {
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1).cloned())
-}
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
