@@ -37,9 +37,11 @@ def _psamask_ext(backward: bool):
     def run(src, dst, psa_type, num_, h_feature, w_feature, h_mask, w_mask, half_h_mask, half_w_mask):
         if psa_type not in PSA_TYPES:
             raise ValueError(f"mmcv._ext.{name}: psa_type must be 0 (collect) or 1 (distribute), got {psa_type!r}")
+        if src.dim() != 4:
+            raise ValueError(f"mmcv._ext.{name}: expected a 4-D tensor, got shape {tuple(src.shape)}")
         expected = (num_, h_feature, w_feature, (h_mask - 1) // 2, (w_mask - 1) // 2)
         got = (src.shape[0], src.shape[2], src.shape[3], half_h_mask, half_w_mask)
-        if src.dim() != 4 or got != expected:
+        if got != expected:
             raise ValueError(
                 f"mmcv._ext.{name}: arguments (num_, h_feature, w_feature, half_h_mask, half_w_mask) = "
                 f"{(num_, h_feature, w_feature, half_h_mask, half_w_mask)} do not match the tensor of shape {tuple(src.shape)} "

@@ -98,3 +98,18 @@ def test_native_rejects_inconsistent_buffers():
         _native.psamask_forward(describe(x), describe(strided), False, 3, 3, 0)
     with pytest.raises(ValueError, match="`grad_output` has 9 channels, expected 6"):
         _native.psamask_backward(describe(x), describe(grad_input), False, 3, 3, 0)
+
+
+def test_ext_functions_check_their_arguments():
+    import cubeops.mmcv_compat as compat
+
+    fwd = compat.IMPLEMENTED["psamask_forward"]
+    x, out = torch.randn(1, 9, 4, 5), torch.zeros(1, 20, 4, 5)
+    fwd(x, out, psa_type=0, num_=1, h_feature=4, w_feature=5, h_mask=3, w_mask=3, half_h_mask=1, half_w_mask=1)
+    assert torch.equal(out, psamask_reference(x.double(), "collect", 3).float())
+    with pytest.raises(ValueError, match="do not match"):
+        fwd(x, out, psa_type=0, num_=2, h_feature=4, w_feature=5, h_mask=3, w_mask=3, half_h_mask=1, half_w_mask=1)
+    with pytest.raises(ValueError, match="4-D"):
+        fwd(x[0], out, psa_type=0, num_=1, h_feature=4, w_feature=5, h_mask=3, w_mask=3, half_h_mask=1, half_w_mask=1)
+    with pytest.raises(ValueError, match="psa_type"):
+        fwd(x, out, psa_type=2, num_=1, h_feature=4, w_feature=5, h_mask=3, w_mask=3, half_h_mask=1, half_w_mask=1)
