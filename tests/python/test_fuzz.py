@@ -123,8 +123,8 @@ def on_grid_line(pts, h, w, align, eps):
     """(N, P, 2) mask: the coordinate lies within eps pixels of an integer pixel position."""
     sizes = torch.tensor([w, h], dtype=torch.float64)
     pix = pts * (sizes - 1) if align else pts * sizes - 0.5
-    near = (pix - pix.round()).abs() <= eps * pix.abs().clamp(min=1)
-    return near.nan_to_num(False) if near.dtype.is_floating_point else near
+    # NaN and inf compare False: not on a line.
+    return (pix - pix.round()).abs() <= eps * pix.abs().clamp(min=1)
 
 
 # Failures this fuzzer found (fixed), replayed every run.

@@ -8,5 +8,16 @@
 pub mod point_sample;
 pub mod psamask;
 
+use cubecl::prelude::AddressType;
+
+/// The index width of a launch: 64-bit once a buffer holds more than `u32::MAX` elements.
+pub fn address_type(wide_index: bool) -> AddressType {
+    if wide_index {
+        AddressType::U64
+    } else {
+        AddressType::U32
+    }
+}
+
 #[cfg(feature = "cuda")]
 pub mod cuda;

@@ -41,9 +41,13 @@ fn geometry(map: &TensorDesc, points: &TensorDesc, out: &TensorDesc) -> PyResult
     Ok(geo)
 }
 
+/// 64-bit indexing once a buffer holds more than `u32::MAX` elements.
+fn wide_index(descs: &[&TensorDesc]) -> bool {
+    descs.iter().any(|d| d.available > u32::MAX as usize)
+}
+
 fn variant(map: &TensorDesc, descs: &[&TensorDesc], align_corners: bool) -> Variant {
-    let wide_index = descs.iter().any(|d| d.available > u32::MAX as usize);
-    Variant::for_map(&map.strides, align_corners, wide_index)
+    Variant::for_map(&map.strides, align_corners, wide_index(descs))
 }
 
 fn run(kernel: Kernel, stream: u64, geo: &Geometry, variant: Variant, dtype: DType, descs: &[&TensorDesc]) -> PyResult<()> {
@@ -86,9 +90,8 @@ pub fn psamask(src: &TensorDesc, dst: &TensorDesc, mask: (usize, usize), distrib
     let (_, dst_strides) = dst.dims::<4>()?;
     let geo = PsaGeometry { n, height, width, mask_h: mask.0, mask_w: mask.1, src_strides, dst_strides };
     geo.scalars().map_err(|e| PyValueError::new_err(format!("PSAMask on CUDA: {e}")))?;
-    let wide_index = [src, dst].iter().any(|d| d.available > u32::MAX as usize);
     // Only `wide_index` of the point_sample variant applies to PSAMask.
-    let variant = Variant { align_corners: false, channels_last: false, wide_index };
+    let variant = Variant { align_corners: false, channels_last: false, wide_index: wide_index(&[src, dst]) };
     let device = src.device as usize;
     cuda::launch(Kernel::PsaMask { distribute, backward }, device, stream, &geo, variant, storage(src.dtype), &[array(src), array(dst)])
         .map_err(PyRuntimeError::new_err)

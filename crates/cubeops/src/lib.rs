@@ -4,6 +4,7 @@
 //! (CUDA, wgpu), a composition of burn tensor ops on other backends, and has gradients
 //! under `Autodiff<B>`. Errors are [`OpError`] values, never panics.
 
+mod cube_args;
 mod error;
 mod reshape;
 pub mod point_sample;

@@ -57,7 +57,7 @@ def _setup_context(ctx, inputs, output):
 
 
 def _backward(ctx, grad_output):
-    return _backward_op(grad_output.contiguous(), ctx.distribute, ctx.mask_h, ctx.mask_w), None, None, None
+    return _backward_op(grad_output, ctx.distribute, ctx.mask_h, ctx.mask_w), None, None, None
 
 
 _forward.register_autograd(_backward, setup_context=_setup_context)

@@ -111,14 +111,6 @@ fn psa_geometry() -> PsaGeometryArgsCompilationArg {
     }
 }
 
-fn address_type(variant: &Variant) -> AddressType {
-    if variant.wide_index {
-        AddressType::U64
-    } else {
-        AddressType::U32
-    }
-}
-
 fn compile_task<K: CubeKernel>(kernel: K, cc: u32, addr: AddressType) -> Result<CompiledKernel<CudaCompiler>, String> {
     KernelTask::<CudaCompiler, K>::new(kernel)
         .compile(&mut Default::default(), &compilation_options(cc), ExecutionMode::Checked, addr.unsigned_type())
@@ -136,7 +128,7 @@ pub fn kernel_source<R: Runtime>(
     variant: Variant,
     storage: StorageType,
 ) -> Result<CompiledKernel<CudaCompiler>, String> {
-    let addr = address_type(&variant);
+    let addr = crate::address_type(variant.wide_index);
     let settings = KernelSettings::default().cube_dim(CubeDim::new_1d(CUBE_DIM)).address_type(addr);
     let dtypes = [storage, accumulation_type(storage)];
     let client = client.clone();

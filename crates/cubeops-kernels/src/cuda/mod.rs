@@ -172,7 +172,7 @@ fn cached_ptx(source: &str, cc: u32) -> Result<Vec<u8>, String> {
 /// The info block the kernel reads: the geometry's scalars, then each array's buffer
 /// length and length, exactly as cubecl's launcher would pack them.
 fn info_block(geo: &impl LaunchGeometry, arrays: &[DeviceArray], variant: &Variant) -> Result<Vec<u64>, String> {
-    let addr = if variant.wide_index { AddressType::U64 } else { AddressType::U32 };
+    let addr = crate::address_type(variant.wide_index);
     let mut info = InfoBuilder::default();
     for a in arrays {
         info.metadata.register_array(a.len as u64, a.len as u64, addr);

@@ -74,11 +74,7 @@ impl Variant {
     }
 
     fn address_type(&self) -> AddressType {
-        if self.wide_index {
-            AddressType::U64
-        } else {
-            AddressType::U32
-        }
+        crate::address_type(self.wide_index)
     }
 }
 

@@ -69,6 +69,6 @@ pub fn launch_psamask<R: Runtime>(
     let args = PsaGeometryArgsLaunch::new(s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7], s[8], s[9], s[10], s[11], s[12], s[13], s[14]);
     let cube_dim = CubeDim::new(client, threads);
     let count = calculate_cube_count_elemwise(client, threads, cube_dim);
-    let addr = if variant.wide_index { AddressType::U64 } else { AddressType::U32 };
+    let addr = crate::address_type(variant.wide_index);
     psamask_kernel::launch::<R>(client, count, cube_dim, addr, src, dst, args, variant.distribute, variant.backward, storage);
 }

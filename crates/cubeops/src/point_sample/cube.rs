@@ -6,25 +6,13 @@ use burn_cubecl::ops::numeric::{empty_device_contiguous_dtype, empty_device_dtyp
 use burn_cubecl::ops::permute;
 use burn_cubecl::tensor::CubeTensor;
 use burn_cubecl::{BoolElement, CubeBackend, CubeRuntime, FloatElement, IntElement};
-use cubecl::ir::AddressType;
-use cubecl::prelude::ArrayArg;
 use cubeops_kernels::point_sample::{
     accumulation_type, launch_backward_input, launch_backward_points, launch_forward, supports_atomic_add, Geometry,
     Variant,
 };
 
 use super::{composite, PointSampleBackend};
-
-/// The tensor's whole buffer as a flat array; the kernels index it through `Geometry`'s strides.
-fn array<R: CubeRuntime>(t: &CubeTensor<R>) -> ArrayArg<R> {
-    let len = t.handle.size() as usize / t.dtype.size();
-    // SAFETY: the length is the handle's own size in elements.
-    unsafe { ArrayArg::from_raw_parts(t.handle.clone(), len) }
-}
-
-fn strides<R: CubeRuntime, const D: usize>(t: &CubeTensor<R>) -> [usize; D] {
-    t.meta.strides().as_ref().try_into().expect("rank checked by the API")
-}
+use crate::cube_args::{array, strides, wide_index};
 
 /// Launch geometry; `map` is the `(N, C, H, W)` tensor the kernel indexes (input or
 /// grad_input) and `out` the `(N, C, P)` one (output or grad_output).
@@ -45,8 +33,7 @@ fn geometry<R: CubeRuntime>(map: &CubeTensor<R>, points: &CubeTensor<R>, out: &C
 /// Kernel variant for this call. `map` sets the thread order (channels fastest for
 /// channels-last memory).
 fn variant<R: CubeRuntime>(map: &CubeTensor<R>, align_corners: bool, tensors: &[&CubeTensor<R>]) -> Variant {
-    let wide_index = tensors.iter().any(|t| t.required_address_type() == AddressType::U64);
-    Variant::for_map(map.meta.strides(), align_corners, wide_index)
+    Variant::for_map(map.meta.strides(), align_corners, wide_index(tensors))
 }
 
 impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> PointSampleBackend for CubeBackend<R, F, I, BT> {

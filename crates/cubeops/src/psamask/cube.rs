@@ -4,21 +4,10 @@ use burn::tensor::Shape;
 use burn_cubecl::ops::numeric::empty_device_contiguous_dtype;
 use burn_cubecl::tensor::CubeTensor;
 use burn_cubecl::{BoolElement, CubeBackend, CubeRuntime, FloatElement, IntElement};
-use cubecl::ir::AddressType;
-use cubecl::prelude::ArrayArg;
 use cubeops_kernels::psamask::{launch_psamask, PsaGeometry, PsaVariant};
 
 use super::{composite, PsaMaskBackend, PsaMaskOptions};
-
-fn array<R: CubeRuntime>(t: &CubeTensor<R>) -> ArrayArg<R> {
-    let len = t.handle.size() as usize / t.dtype.size();
-    // SAFETY: the length is the handle's own size in elements.
-    unsafe { ArrayArg::from_raw_parts(t.handle.clone(), len) }
-}
-
-fn strides<R: CubeRuntime>(t: &CubeTensor<R>) -> [usize; 4] {
-    t.meta.strides().as_ref().try_into().expect("rank checked by the API")
-}
+use crate::cube_args::{array, strides, wide_index};
 
 /// `src (N, Cs, H, W)` -> new contiguous `(N, Cd, H, W)`, all written by the kernel.
 fn run<R: CubeRuntime>(src: CubeTensor<R>, options: PsaMaskOptions, backward: bool) -> Result<CubeTensor<R>, CubeTensor<R>> {
@@ -30,8 +19,7 @@ fn run<R: CubeRuntime>(src: CubeTensor<R>, options: PsaMaskOptions, backward: bo
     if geo.scalars().is_err() {
         return Err(src);
     }
-    let wide_index = [&src, &dst].iter().any(|t| t.required_address_type() == AddressType::U64);
-    let variant = PsaVariant { distribute: options.distribute(), backward, wide_index };
+    let variant = PsaVariant { distribute: options.distribute(), backward, wide_index: wide_index(&[&src, &dst]) };
     launch_psamask::<R>(&dst.client, &geo, variant, src.dtype.into(), array(&src), array(&dst));
     Ok(dst)
 }
