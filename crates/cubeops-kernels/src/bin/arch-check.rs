@@ -5,6 +5,7 @@
 //! client; `--client cuda` uses the CUDA device instead, as the zero-copy launcher does).
 //!
 //! cargo run -p cubeops-kernels --features cuda,wgpu --bin arch-check -- [--arch 120 --arch 90 ...] [--client wgpu|cuda]
+//!     [--hashes] (one source hash per variant and arch) [--dump DIR] (write each variant's CUDA C++)
 //!
 //! NVRTC and headers: `pip install nvidia-cuda-nvrtc-cu12==12.8.93 nvidia-cuda-runtime-cu12==12.8.90`
 //! (point LD_LIBRARY_PATH at nvidia/cuda_nvrtc/lib and CUBEOPS_CUDA_INCLUDE at
