@@ -4,12 +4,12 @@ import torch
 import torch.nn.functional as F
 
 
-def grid_sample_point_sample(input, points, align_corners=False):
+def grid_sample_point_sample(input, points, align_corners=False, mode="bilinear", padding_mode="zeros"):
     add_dim = points.dim() == 3
     grid = 2.0 * points - 1.0
     if add_dim:
         grid = grid.unsqueeze(2)
-    out = F.grid_sample(input, grid, mode="bilinear", padding_mode="zeros", align_corners=align_corners)
+    out = F.grid_sample(input, grid, mode=mode, padding_mode=padding_mode, align_corners=align_corners)
     return out.squeeze(3) if add_dim else out
 
 

@@ -1,6 +1,7 @@
 //! The CPU path: torch's CPU memory read and written in place by cubeops' strided kernels.
 
 use cubeops::point_sample::cpu::{self, CpuElement, View};
+use cubeops::point_sample::Sampling;
 use cubeops::psamask::PsaMaskOptions;
 use half::{bf16, f16};
 use pyo3::exceptions::PyValueError;
@@ -48,17 +49,17 @@ fn view<'a, T: Copy, const D: usize>(d: &TensorDesc, memory: &'a [T]) -> PyResul
     View::new(d.arg, memory, shape, strides).map_err(to_py)
 }
 
-fn forward_typed<T: CpuElement>(input: &TensorDesc, points: &TensorDesc, out: &TensorDesc, align_corners: bool) -> PyResult<()> {
+fn forward_typed<T: CpuElement>(input: &TensorDesc, points: &TensorDesc, out: &TensorDesc, sampling: Sampling) -> PyResult<()> {
     // SAFETY: descriptors come from live torch tensors of dtype T (checked by the caller).
     let (i, p, o) = unsafe { (memory::<T>(input), memory::<T>(points), output::<T>(out)?) };
-    cpu::forward(view::<T, 4>(input, i)?, view::<T, 3>(points, p)?, o, align_corners).map_err(to_py)
+    cpu::forward(view::<T, 4>(input, i)?, view::<T, 3>(points, p)?, o, sampling).map_err(to_py)
 }
 
-fn grad_input_typed<T: CpuElement>(grad: &TensorDesc, points: &TensorDesc, out: &TensorDesc, align_corners: bool) -> PyResult<()> {
+fn grad_input_typed<T: CpuElement>(grad: &TensorDesc, points: &TensorDesc, out: &TensorDesc, sampling: Sampling) -> PyResult<()> {
     let (shape, _) = out.dims::<4>()?;
     // SAFETY: as in `forward_typed`.
     let (g, p, o) = unsafe { (memory::<T>(grad), memory::<T>(points), output::<T>(out)?) };
-    cpu::grad_input(view::<T, 3>(grad, g)?, view::<T, 3>(points, p)?, o, shape, align_corners).map_err(to_py)
+    cpu::grad_input(view::<T, 3>(grad, g)?, view::<T, 3>(points, p)?, o, shape, sampling).map_err(to_py)
 }
 
 fn grad_points_typed<T: CpuElement>(
@@ -66,11 +67,11 @@ fn grad_points_typed<T: CpuElement>(
     input: &TensorDesc,
     points: &TensorDesc,
     out: &TensorDesc,
-    align_corners: bool,
+    sampling: Sampling,
 ) -> PyResult<()> {
     // SAFETY: as in `forward_typed`.
     let (g, i, p, o) = unsafe { (memory::<T>(grad), memory::<T>(input), memory::<T>(points), output::<T>(out)?) };
-    cpu::grad_points(view::<T, 3>(grad, g)?, view::<T, 4>(input, i)?, view::<T, 3>(points, p)?, o, align_corners).map_err(to_py)
+    cpu::grad_points(view::<T, 3>(grad, g)?, view::<T, 4>(input, i)?, view::<T, 3>(points, p)?, o, sampling).map_err(to_py)
 }
 
 macro_rules! by_dtype {
@@ -84,16 +85,16 @@ macro_rules! by_dtype {
     };
 }
 
-pub fn forward(input: &TensorDesc, points: &TensorDesc, out: &TensorDesc, align_corners: bool) -> PyResult<()> {
-    by_dtype!(input.dtype, forward_typed(input, points, out, align_corners))
+pub fn forward(input: &TensorDesc, points: &TensorDesc, out: &TensorDesc, sampling: Sampling) -> PyResult<()> {
+    by_dtype!(input.dtype, forward_typed(input, points, out, sampling))
 }
 
-pub fn grad_input(grad: &TensorDesc, points: &TensorDesc, out: &TensorDesc, align_corners: bool) -> PyResult<()> {
-    by_dtype!(grad.dtype, grad_input_typed(grad, points, out, align_corners))
+pub fn grad_input(grad: &TensorDesc, points: &TensorDesc, out: &TensorDesc, sampling: Sampling) -> PyResult<()> {
+    by_dtype!(grad.dtype, grad_input_typed(grad, points, out, sampling))
 }
 
-pub fn grad_points(grad: &TensorDesc, input: &TensorDesc, points: &TensorDesc, out: &TensorDesc, align_corners: bool) -> PyResult<()> {
-    by_dtype!(grad.dtype, grad_points_typed(grad, input, points, out, align_corners))
+pub fn grad_points(grad: &TensorDesc, input: &TensorDesc, points: &TensorDesc, out: &TensorDesc, sampling: Sampling) -> PyResult<()> {
+    by_dtype!(grad.dtype, grad_points_typed(grad, input, points, out, sampling))
 }
 
 fn psamask_typed<T: CpuElement>(src: &TensorDesc, dst: &TensorDesc, options: PsaMaskOptions, backward: bool) -> PyResult<()> {

@@ -3,7 +3,7 @@
 
 use cubecl::ir::{ElemType, FloatKind, StorageType};
 use cubeops_kernels::cuda::{self, DeviceArray, Kernel};
-use cubeops_kernels::point_sample::{Geometry, Variant};
+use cubeops_kernels::point_sample::{Geometry, Interpolation, Sampling, Variant};
 use cubeops_kernels::psamask::PsaGeometry;
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::PyResult;
@@ -46,8 +46,8 @@ fn wide_index(descs: &[&TensorDesc]) -> bool {
     descs.iter().any(|d| d.available > u32::MAX as usize)
 }
 
-fn variant(map: &TensorDesc, descs: &[&TensorDesc], align_corners: bool) -> Variant {
-    Variant::for_map(&map.strides, align_corners, wide_index(descs))
+fn variant(map: &TensorDesc, descs: &[&TensorDesc], sampling: Sampling) -> Variant {
+    Variant::for_map(&map.strides, sampling, wide_index(descs))
 }
 
 fn run(kernel: Kernel, stream: u64, geo: &Geometry, variant: Variant, dtype: DType, descs: &[&TensorDesc]) -> PyResult<()> {
@@ -56,30 +56,33 @@ fn run(kernel: Kernel, stream: u64, geo: &Geometry, variant: Variant, dtype: DTy
     cuda::launch(kernel, device, stream, geo, variant, storage(dtype), &arrays).map_err(PyRuntimeError::new_err)
 }
 
-pub fn forward(input: &TensorDesc, points: &TensorDesc, out: &TensorDesc, align_corners: bool, stream: u64) -> PyResult<()> {
+pub fn forward(input: &TensorDesc, points: &TensorDesc, out: &TensorDesc, sampling: Sampling, stream: u64) -> PyResult<()> {
     let geo = geometry(input, points, out)?;
-    let variant = variant(input, &[input, points, out], align_corners);
+    let variant = variant(input, &[input, points, out], sampling);
     run(Kernel::Forward, stream, &geo, variant, input.dtype, &[input, points, out])
 }
 
 /// `grad_input` is the accumulation buffer: float32 (float64 for float64 input), zeroed,
 /// in the input's layout.
-pub fn grad_input(grad: &TensorDesc, points: &TensorDesc, grad_input: &TensorDesc, dtype: DType, align_corners: bool, stream: u64) -> PyResult<()> {
+pub fn grad_input(grad: &TensorDesc, points: &TensorDesc, grad_input: &TensorDesc, dtype: DType, sampling: Sampling, stream: u64) -> PyResult<()> {
     let expected = if dtype == DType::F64 { DType::F64 } else { DType::F32 };
     if grad_input.dtype != expected {
         return Err(PyValueError::new_err(format!("`grad_input` accumulates in {expected:?}, got {:?}", grad_input.dtype)));
     }
     let geo = geometry(grad_input, points, grad)?;
-    let variant = variant(grad_input, &[grad, points, grad_input], align_corners);
+    let variant = variant(grad_input, &[grad, points, grad_input], sampling);
     run(Kernel::BackwardInput, stream, &geo, variant, dtype, &[grad, points, grad_input])
 }
 
-pub fn grad_points(grad: &TensorDesc, input: &TensorDesc, points: &TensorDesc, out: &TensorDesc, align_corners: bool, stream: u64) -> PyResult<()> {
+pub fn grad_points(grad: &TensorDesc, input: &TensorDesc, points: &TensorDesc, out: &TensorDesc, sampling: Sampling, stream: u64) -> PyResult<()> {
     let geo = geometry(input, points, grad)?;
     if out.shape != points.shape || out.strides.as_slice() != [points.shape[1] * 2, 2, 1] && out.shape.iter().product::<usize>() > 0 {
         return Err(PyValueError::new_err("`grad_points` must be a contiguous (N, P, 2) tensor"));
     }
-    let variant = variant(input, &[grad, input, points, out], align_corners);
+    if sampling.mode == Interpolation::Nearest {
+        return Err(PyValueError::new_err("nearest sampling has no gradient to the points (it is zero): nothing to launch"));
+    }
+    let variant = variant(input, &[grad, input, points, out], sampling);
     run(Kernel::BackwardPoints, stream, &geo, variant, input.dtype, &[grad, input, points, out])
 }
 
@@ -91,7 +94,7 @@ pub fn psamask(src: &TensorDesc, dst: &TensorDesc, mask: (usize, usize), distrib
     let geo = PsaGeometry { n, height, width, mask_h: mask.0, mask_w: mask.1, src_strides, dst_strides };
     geo.scalars().map_err(|e| PyValueError::new_err(format!("PSAMask on CUDA: {e}")))?;
     // Only `wide_index` of the point_sample variant applies to PSAMask.
-    let variant = Variant { align_corners: false, channels_last: false, wide_index: wide_index(&[src, dst]) };
+    let variant = Variant { sampling: Sampling::default(), channels_last: false, wide_index: wide_index(&[src, dst]) };
     let device = src.device as usize;
     cuda::launch(Kernel::PsaMask { distribute, backward }, device, stream, &geo, variant, storage(src.dtype), &[array(src), array(dst)])
         .map_err(PyRuntimeError::new_err)

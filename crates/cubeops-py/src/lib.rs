@@ -17,6 +17,7 @@ use std::path::PathBuf;
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 
+use cubeops_kernels::point_sample::Sampling;
 use tensor::TensorDesc;
 
 /// Reads the descriptions; all must be on one device, and those in `same_dtype` share the
@@ -35,6 +36,13 @@ fn describe(args: &[(&'static str, &Bound<'_, PyAny>)], same_dtype: usize) -> Py
     Ok(descs)
 }
 
+/// grid_sample's `align_corners`, `mode` and `padding_mode`; unknown names are a ValueError.
+fn sampling(align_corners: bool, mode: &str, padding_mode: &str) -> PyResult<Sampling> {
+    let mode = mode.parse().map_err(PyValueError::new_err)?;
+    let padding = padding_mode.parse().map_err(PyValueError::new_err)?;
+    Ok(Sampling { align_corners, mode, padding })
+}
+
 fn on_cpu(descs: &[TensorDesc]) -> bool {
     descs[0].device < 0
 }
@@ -47,14 +55,17 @@ fn point_sample_forward(
     points: Bound<'_, PyAny>,
     output: Bound<'_, PyAny>,
     align_corners: bool,
+    mode: &str,
+    padding_mode: &str,
     stream: u64,
 ) -> PyResult<()> {
+    let sampling = sampling(align_corners, mode, padding_mode)?;
     let d = describe(&[("input", &input), ("points", &points), ("output", &output)], 3)?;
     py.detach(|| {
         if on_cpu(&d) {
-            cpu::forward(&d[0], &d[1], &d[2], align_corners)
+            cpu::forward(&d[0], &d[1], &d[2], sampling)
         } else {
-            cuda::forward(&d[0], &d[1], &d[2], align_corners, stream)
+            cuda::forward(&d[0], &d[1], &d[2], sampling, stream)
         }
     })
 }
@@ -69,17 +80,20 @@ fn point_sample_grad_input(
     points: Bound<'_, PyAny>,
     grad_input: Bound<'_, PyAny>,
     align_corners: bool,
+    mode: &str,
+    padding_mode: &str,
     stream: u64,
 ) -> PyResult<()> {
+    let sampling = sampling(align_corners, mode, padding_mode)?;
     let d = describe(&[("grad_output", &grad_output), ("points", &points), ("grad_input", &grad_input)], 2)?;
     py.detach(|| {
         if on_cpu(&d) {
             if d[2].dtype != d[0].dtype {
                 return Err(PyTypeError::new_err("`grad_input` must have grad_output's dtype on the CPU"));
             }
-            cpu::grad_input(&d[0], &d[1], &d[2], align_corners)
+            cpu::grad_input(&d[0], &d[1], &d[2], sampling)
         } else {
-            cuda::grad_input(&d[0], &d[1], &d[2], d[0].dtype, align_corners, stream)
+            cuda::grad_input(&d[0], &d[1], &d[2], d[0].dtype, sampling, stream)
         }
     })
 }
@@ -93,14 +107,17 @@ fn point_sample_grad_points(
     points: Bound<'_, PyAny>,
     grad_points: Bound<'_, PyAny>,
     align_corners: bool,
+    mode: &str,
+    padding_mode: &str,
     stream: u64,
 ) -> PyResult<()> {
+    let sampling = sampling(align_corners, mode, padding_mode)?;
     let d = describe(&[("grad_output", &grad_output), ("input", &input), ("points", &points), ("grad_points", &grad_points)], 4)?;
     py.detach(|| {
         if on_cpu(&d) {
-            cpu::grad_points(&d[0], &d[1], &d[2], &d[3], align_corners)
+            cpu::grad_points(&d[0], &d[1], &d[2], &d[3], sampling)
         } else {
-            cuda::grad_points(&d[0], &d[1], &d[2], &d[3], align_corners, stream)
+            cuda::grad_points(&d[0], &d[1], &d[2], &d[3], sampling, stream)
         }
     })
 }

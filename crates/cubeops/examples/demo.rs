@@ -12,7 +12,7 @@ use cli::{available, flag};
 use burn::backend::{Autodiff, NdArray};
 use burn::tensor::{DType, Tensor, TensorData};
 use cubeops::point_sample::reference::{self, RefDims};
-use cubeops::point_sample::{point_sample, PointSampleAutodiffBackend, PointSampleOptions};
+use cubeops::point_sample::{point_sample, PointSampleAutodiffBackend, PointSampleOptions, Sampling};
 
 /// A DiffBEV-like PointHead call: 2 BEV maps of 19 class channels, sampled at P points.
 fn problem(num_points: usize) -> (RefDims, Vec<f64>, Vec<f64>, Vec<f64>) {
@@ -47,8 +47,8 @@ fn to_vec<B: burn::tensor::backend::Backend, const D: usize>(t: Tensor<B, D>) ->
 fn run<B: PointSampleAutodiffBackend>(device: &B::Device, num_points: usize, align_corners: bool) -> ([f64; 3], f64) {
     let (dims, input, points, grad) = problem(num_points);
     let RefDims { n, channels, height, width, .. } = dims;
-    let want_out = reference::forward(dims, &input, &points, align_corners);
-    let (want_gi, want_gp) = reference::backward(dims, &input, &points, &grad, align_corners);
+    let want_out = reference::forward(dims, &input, &points, Sampling::bilinear(align_corners));
+    let (want_gi, want_gp) = reference::backward(dims, &input, &points, &grad, Sampling::bilinear(align_corners));
 
     let opts = (device, DType::F32);
     let x = Tensor::<B, 4>::from_data(TensorData::new(input, [n, channels, height, width]), opts).require_grad();

@@ -2,7 +2,7 @@
 
 use burn::backend::{Autodiff, NdArray};
 use burn::tensor::{DType, Tensor};
-use cubeops::point_sample::{point_sample, InputLayout, PointSampleOptions};
+use cubeops::point_sample::{point_sample, InputLayout, Interpolation, Padding, PointSampleOptions};
 use cubeops::OpError;
 
 type B = Autodiff<NdArray>;
@@ -67,9 +67,9 @@ fn nhwc_layout_is_validated_after_permutation() {
 
 #[test]
 fn options_round_trip_through_serde() {
-    let opts = PointSampleOptions { align_corners: true, layout: InputLayout::Nhwc };
+    let opts = PointSampleOptions { align_corners: true, layout: InputLayout::Nhwc, mode: Interpolation::Nearest, padding_mode: Padding::Reflection };
     let json = serde_json::to_string(&opts).unwrap();
-    assert_eq!(json, r#"{"align_corners":true,"layout":"nhwc"}"#);
+    assert_eq!(json, r#"{"align_corners":true,"mode":"nearest","padding_mode":"reflection","layout":"nhwc"}"#);
     assert_eq!(serde_json::from_str::<PointSampleOptions>(&json).unwrap(), opts);
     assert_eq!(serde_json::from_str::<PointSampleOptions>("{}").unwrap(), PointSampleOptions::default());
 }

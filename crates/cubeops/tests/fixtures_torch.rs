@@ -4,6 +4,7 @@
 use std::collections::BTreeSet;
 
 use cubeops::point_sample::reference::{backward, forward, RefDims};
+use cubeops::point_sample::Sampling;
 use safetensors::SafeTensors;
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/point_sample.safetensors");
@@ -27,9 +28,15 @@ fn reference_matches_torch_grid_sample() {
     let bytes = std::fs::read(FIXTURES).expect("fixture file");
     let st = SafeTensors::deserialize(&bytes).unwrap();
     let prefixes: BTreeSet<String> = st.names().iter().map(|n| n.rsplit_once('.').unwrap().0.to_string()).collect();
-    assert!(prefixes.len() >= 16, "expected at least 16 fixture cases, found {}", prefixes.len());
+    assert!(prefixes.len() >= 100, "expected at least 100 fixture cases, found {}", prefixes.len());
     for prefix in &prefixes {
-        let align_corners = prefix.ends_with("ac1");
+        // "<case>.ac<0|1>.<mode>.<padding>"
+        let parts: Vec<&str> = prefix.split('.').collect();
+        let sampling = Sampling {
+            align_corners: parts[1] == "ac1",
+            mode: parts[2].parse().unwrap(),
+            padding: parts[3].parse().unwrap(),
+        };
         let (in_shape, input) = read(&st, &format!("{prefix}.input"));
         let (pt_shape, points) = read(&st, &format!("{prefix}.points"));
         let (_, grad_output) = read(&st, &format!("{prefix}.grad_output"));
@@ -40,8 +47,8 @@ fn reference_matches_torch_grid_sample() {
             width: in_shape[3],
             num_points: pt_shape[1..pt_shape.len() - 1].iter().product(),
         };
-        let output = forward(dims, &input, &points, align_corners);
-        let (grad_input, grad_points) = backward(dims, &input, &points, &grad_output, align_corners);
+        let output = forward(dims, &input, &points, sampling);
+        let (grad_input, grad_points) = backward(dims, &input, &points, &grad_output, sampling);
         assert_close(&format!("{prefix}.output"), &output, &read(&st, &format!("{prefix}.output")).1);
         assert_close(&format!("{prefix}.grad_input"), &grad_input, &read(&st, &format!("{prefix}.grad_input")).1);
         assert_close(&format!("{prefix}.grad_points"), &grad_points, &read(&st, &format!("{prefix}.grad_points")).1);

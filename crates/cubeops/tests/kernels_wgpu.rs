@@ -7,7 +7,7 @@ mod common;
 use burn::backend::wgpu::{WgpuDevice, WgpuRuntime};
 use burn::backend::{Autodiff, Wgpu};
 use burn::tensor::DType;
-use common::{edge_cases, non_finite_case, random_cases, run_suite};
+use common::{edge_cases, non_finite_cases, random_cases, run_suite};
 use cubecl::Runtime;
 
 type B = Autodiff<Wgpu>;
@@ -36,7 +36,7 @@ fn kernels_match_reference() {
     // Without f64 atomics (llvmpipe) the f64 input gradient falls back to burn's tensor ops,
     // whose `is_nan` WGSL may fold away; NaN semantics are checked on the kernel dtypes.
     let kernel_dtypes: Vec<_> = dtypes.into_iter().filter(|(d, _)| *d != DType::F64).collect();
-    run_suite::<B>("wgpu", &device, &kernel_dtypes, &[non_finite_case()]);
+    run_suite::<B>("wgpu", &device, &kernel_dtypes, &non_finite_cases());
 }
 
 /// The fused path is what ran above: llvmpipe has f32 atomic add, so grad_input used the

@@ -20,12 +20,12 @@ use cubecl::ir::{ElemType, FloatKind, StorageType};
 use cubecl::prelude::*;
 use cubeops_kernels::cuda::compile::{arch_flag, kernel_source, nvrtc, nvrtc_version, Kernel};
 use cubeops_kernels::cuda::{add_include_dirs, include_dirs};
-use cubeops_kernels::point_sample::Variant;
+use cubeops_kernels::point_sample::{Interpolation, Padding, Sampling, Variant};
 
 const DEFAULT_ARCHS: [u32; 7] = [75, 80, 86, 89, 90, 100, 120];
 
-/// Every variant we ship: point_sample kernel x dtype x layout x align_corners x index
-/// width, then PSAMask x psa_type x pass x dtype x index width.
+/// Every variant we ship: point_sample kernel x dtype x layout x sampling (align_corners x
+/// mode x padding) x index width, then PSAMask x psa_type x pass x dtype x index width.
 fn variants() -> Vec<(Kernel, StorageType, Variant)> {
     let dtypes = [FloatKind::F16, FloatKind::BF16, FloatKind::F32, FloatKind::F64];
     let mut out = Vec::new();
@@ -34,9 +34,9 @@ fn variants() -> Vec<(Kernel, StorageType, Variant)> {
             // The backward-to-points kernel walks channels itself: no layout variant.
             let layouts: &[bool] = if kernel == Kernel::BackwardPoints { &[false] } else { &[false, true] };
             for &channels_last in layouts {
-                for align_corners in [false, true] {
+                for sampling in samplings(kernel) {
                     for wide_index in [false, true] {
-                        let variant = Variant { align_corners, channels_last, wide_index };
+                        let variant = Variant { sampling, channels_last, wide_index };
                         out.push((kernel, StorageType::Scalar(ElemType::Float(kind)), variant));
                     }
                 }
@@ -47,9 +47,25 @@ fn variants() -> Vec<(Kernel, StorageType, Variant)> {
         for backward in [false, true] {
             for kind in dtypes {
                 for wide_index in [false, true] {
-                    let variant = Variant { align_corners: false, channels_last: false, wide_index };
+                    let variant = Variant { sampling: Sampling::default(), channels_last: false, wide_index };
                     out.push((Kernel::PsaMask { distribute, backward }, StorageType::Scalar(ElemType::Float(kind)), variant));
                 }
+            }
+        }
+    }
+    out
+}
+
+/// align_corners x mode x padding; nearest has no backward-to-points kernel (its gradient
+/// is zero and nothing is launched).
+fn samplings(kernel: Kernel) -> Vec<Sampling> {
+    let modes: &[Interpolation] =
+        if kernel == Kernel::BackwardPoints { &[Interpolation::Bilinear] } else { &[Interpolation::Bilinear, Interpolation::Nearest] };
+    let mut out = Vec::new();
+    for align_corners in [false, true] {
+        for &mode in modes {
+            for padding in [Padding::Zeros, Padding::Border, Padding::Reflection] {
+                out.push(Sampling { align_corners, mode, padding });
             }
         }
     }
@@ -62,9 +78,11 @@ fn label(kernel: Kernel, storage: StorageType, v: Variant) -> String {
         return format!("PsaMask/{kind}/{pass}/{storage}/{}", if v.wide_index { "u64" } else { "u32" });
     }
     format!(
-        "{kernel:?}/{storage}/{}/ac{}/{}",
+        "{kernel:?}/{storage}/{}/ac{}/{:?}/{:?}/{}",
         if v.channels_last { "nhwc" } else { "nchw" },
-        v.align_corners as u8,
+        v.sampling.align_corners as u8,
+        v.sampling.mode,
+        v.sampling.padding,
         if v.wide_index { "u64" } else { "u32" }
     )
 }
@@ -134,14 +152,32 @@ fn main() -> ExitCode {
         })
         .collect();
 
+    // NVRTC compiles independent programs concurrently: one worker per core.
+    let jobs: Vec<(usize, usize)> = (0..sources[0].len()).flat_map(|i| (0..archs.len()).map(move |a| (i, a))).collect();
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let cells: Vec<Result<u32, String>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = jobs
+            .chunks(jobs.len().div_ceil(workers).max(1))
+            .map(|chunk| {
+                let (sources, archs, includes) = (&sources, &archs, &includes);
+                scope.spawn(move || {
+                    chunk
+                        .iter()
+                        .map(|&(i, a)| nvrtc(&sources[a][i].1, archs[a], includes, true).and_then(|cubin| cubin_sm(&cubin)))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles.into_iter().flat_map(|h| h.join().expect("NVRTC worker panicked")).collect()
+    });
+
     let mut failures = 0;
-    println!("{:<36} {}", "kernel variant", archs.iter().map(|a| format!("{:>9}", format!("sm_{a}"))).collect::<String>());
+    println!("{:<58} {}", "kernel variant", archs.iter().map(|a| format!("{:>9}", format!("sm_{a}"))).collect::<String>());
     for (i, (name, _)) in sources[0].iter().enumerate() {
-        let mut row = format!("{name:<36}");
+        let mut row = format!("{name:<58}");
         for (a, &cc) in archs.iter().enumerate() {
-            let source = &sources[a][i].1;
-            let cell = match nvrtc(source, cc, &includes, true).and_then(|cubin| cubin_sm(&cubin)) {
-                Ok(sm) if sm == cc => "OK".to_string(),
+            let cell = match &cells[i * archs.len() + a] {
+                Ok(sm) if *sm == cc => "OK".to_string(),
                 Ok(sm) => {
                     failures += 1;
                     eprintln!("{name} {}: CUBIN is for sm_{sm}", arch_flag(cc));

@@ -132,23 +132,23 @@ pub fn kernel_source<R: Runtime>(
     let settings = KernelSettings::default().cube_dim(CubeDim::new_1d(CUBE_DIM)).address_type(addr);
     let dtypes = [storage, accumulation_type(storage)];
     let client = client.clone();
-    let (align, cl) = (variant.align_corners, variant.channels_last);
+    let (sampling, cl) = (variant.sampling, variant.channels_last);
     match kernel {
         Kernel::Forward => compile_task(
-            fwd::PointSampleForwardKernel::<R>::new(settings, client, array(), array(), array(), geometry(), align, cl, dtypes),
+            fwd::PointSampleForwardKernel::<R>::new(settings, client, array(), array(), array(), geometry(), sampling, cl, dtypes),
             cc,
             addr,
         ),
         Kernel::BackwardInput => compile_task(
             bwd_input::PointSampleBackwardInputKernel::<R>::new(
-                settings, client, array(), array(), array(), geometry(), align, cl, dtypes,
+                settings, client, array(), array(), array(), geometry(), sampling, cl, dtypes,
             ),
             cc,
             addr,
         ),
         Kernel::BackwardPoints => compile_task(
             bwd_points::PointSampleBackwardPointsKernel::<R>::new(
-                settings, client, array(), array(), array(), array(), geometry(), align, dtypes,
+                settings, client, array(), array(), array(), array(), geometry(), sampling, dtypes,
             ),
             cc,
             addr,

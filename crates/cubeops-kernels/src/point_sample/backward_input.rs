@@ -2,7 +2,7 @@
 
 use cubecl::prelude::*;
 
-use super::sampling::{locate_point, split_position, GeometryArgs};
+use super::sampling::{Sampling, locate_point, split_position, GeometryArgs};
 
 /// `grad_input[n, c, corner] += weight(corner) * grad_output[n, c, p]` for the four corners.
 ///
@@ -16,7 +16,7 @@ pub fn point_sample_backward_input_kernel<F: Float, A: Float>(
     points: &Array<F>,
     grad_input: &mut Array<Atomic<A>>,
     geo: &GeometryArgs,
-    #[comptime] align_corners: bool,
+    #[comptime] sampling: Sampling,
     #[comptime] channels_fastest: bool,
     #[define(F, A)] _dtypes: [StorageType; 2],
 ) {
@@ -26,7 +26,7 @@ pub fn point_sample_backward_input_kernel<F: Float, A: Float>(
         terminate!();
     }
     let (n, c, p) = split_position(ABSOLUTE_POS, channels, num_points, channels_fastest);
-    let fp = locate_point::<F, A>(points, geo, n, p, align_corners);
+    let fp = locate_point::<F, A>(points, geo, n, p, sampling, true);
 
     let grad = A::cast_from(grad_output[n * geo.out_n as usize + c * geo.out_c as usize + p * geo.out_p as usize]);
     let one = A::new(1.0);

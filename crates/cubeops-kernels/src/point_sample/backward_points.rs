@@ -2,7 +2,7 @@
 
 use cubecl::prelude::*;
 
-use super::sampling::{locate_point, read_or_zero, GeometryArgs};
+use super::sampling::{Sampling, locate_point, read_or_zero, GeometryArgs};
 
 /// `grad_points[n, p, :] = sum_c grad_output[n, c, p] * d output[n, c, p] / d (x, y)`.
 ///
@@ -17,7 +17,7 @@ pub fn point_sample_backward_points_kernel<F: Float, A: Float>(
     points: &Array<F>,
     grad_points: &mut Array<F>,
     geo: &GeometryArgs,
-    #[comptime] align_corners: bool,
+    #[comptime] sampling: Sampling,
     #[define(F, A)] _dtypes: [StorageType; 2],
 ) {
     let num_points = geo.num_points as usize;
@@ -26,7 +26,7 @@ pub fn point_sample_backward_points_kernel<F: Float, A: Float>(
     }
     let n = ABSOLUTE_POS / num_points;
     let p = ABSOLUTE_POS % num_points;
-    let fp = locate_point::<F, A>(points, geo, n, p, align_corners);
+    let fp = locate_point::<F, A>(points, geo, n, p, sampling, true);
     let nw_in = fp.y0_in && fp.x0_in;
     let ne_in = fp.y0_in && fp.x1_in;
     let sw_in = fp.y1_in && fp.x0_in;

@@ -2,7 +2,7 @@
 
 use cubecl::prelude::*;
 
-use super::sampling::{locate_point, read_or_zero, split_position, GeometryArgs};
+use super::sampling::{Sampling, locate_point, read_or_zero, split_position, GeometryArgs};
 
 /// `output[n, c, p] = bilinear(input[n, c], points[n, p])`, zeros outside the map.
 ///
@@ -15,7 +15,7 @@ pub fn point_sample_forward_kernel<F: Float, A: Float>(
     points: &Array<F>,
     output: &mut Array<F>,
     geo: &GeometryArgs,
-    #[comptime] align_corners: bool,
+    #[comptime] sampling: Sampling,
     #[comptime] channels_fastest: bool,
     #[define(F, A)] _dtypes: [StorageType; 2],
 ) {
@@ -25,7 +25,7 @@ pub fn point_sample_forward_kernel<F: Float, A: Float>(
         terminate!();
     }
     let (n, c, p) = split_position(ABSOLUTE_POS, channels, num_points, channels_fastest);
-    let fp = locate_point::<F, A>(points, geo, n, p, align_corners);
+    let fp = locate_point::<F, A>(points, geo, n, p, sampling, false);
 
     let base = n * geo.map_n as usize + c * geo.map_c as usize;
     let nw = read_or_zero::<F, A>(input, base + fp.off_y0 + fp.off_x0, fp.y0_in && fp.x0_in);

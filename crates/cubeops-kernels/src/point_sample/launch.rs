@@ -6,7 +6,7 @@ use cubecl::ir::{ElemType, FloatKind};
 use cubecl::prelude::*;
 use cubecl::{calculate_cube_count_elemwise, CubeDim};
 
-use super::sampling::GeometryArgsLaunch;
+use super::sampling::{GeometryArgsLaunch, Interpolation, Sampling};
 use super::{
     point_sample_backward_input_kernel, point_sample_backward_points_kernel,
     point_sample_forward_kernel,
@@ -59,7 +59,8 @@ impl Geometry {
 /// one compiled kernel; shapes and strides are runtime arguments and never recompile.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Variant {
-    pub align_corners: bool,
+    /// align_corners, interpolation mode and padding.
+    pub sampling: Sampling,
     /// The input (or grad_input) is channels-last in memory; threads then walk channels.
     pub channels_last: bool,
     /// 64-bit indexing, needed once a buffer holds more than `u32::MAX` elements.
@@ -69,8 +70,8 @@ pub struct Variant {
 impl Variant {
     /// The variant for a map (input or grad_input) with these `(N, C, H, W)` strides: threads
     /// walk channels when channels are the fastest-moving dimension in memory.
-    pub fn for_map(map_strides: &[usize], align_corners: bool, wide_index: bool) -> Self {
-        Variant { align_corners, channels_last: map_strides[1] < map_strides[3], wide_index }
+    pub fn for_map(map_strides: &[usize], sampling: Sampling, wide_index: bool) -> Self {
+        Variant { sampling, channels_last: map_strides[1] < map_strides[3], wide_index }
     }
 
     fn address_type(&self) -> AddressType {
@@ -126,7 +127,7 @@ pub fn launch_forward<R: Runtime>(
         points,
         output,
         geo.launch_arg(),
-        variant.align_corners,
+        variant.sampling,
         variant.channels_last,
         [storage, accumulation_type(storage)],
     );
@@ -156,14 +157,15 @@ pub fn launch_backward_input<R: Runtime>(
         points,
         grad_input,
         geo.launch_arg(),
-        variant.align_corners,
+        variant.sampling,
         variant.channels_last,
         [storage, accumulation_type(storage)],
     );
 }
 
 /// `grad_points (N, P, 2)`, contiguous, `= d point_sample / d points` contracted with
-/// `grad_output`.
+/// `grad_output`. Bilinear only: nearest sampling is piecewise constant, its gradient to the
+/// points is zero and callers write zeros themselves (nothing is launched).
 pub fn launch_backward_points<R: Runtime>(
     client: &ComputeClient<R>,
     geo: &Geometry,
@@ -175,7 +177,7 @@ pub fn launch_backward_points<R: Runtime>(
     grad_points: ArrayArg<R>,
 ) {
     let threads = geo.n * geo.num_points;
-    if threads == 0 {
+    if threads == 0 || variant.sampling.mode == Interpolation::Nearest {
         return;
     }
     let (count, cube_dim) = grid(client, threads);
@@ -189,7 +191,7 @@ pub fn launch_backward_points<R: Runtime>(
         points,
         grad_points,
         geo.launch_arg(),
-        variant.align_corners,
+        variant.sampling,
         [storage, accumulation_type(storage)],
     );
 }

@@ -1,5 +1,6 @@
-//! point_sample (mmcv semantics): bilinear sampling of `(N, C, H, W)` maps at `(N, P, 2)`
-//! points normalised to [0, 1], zeros outside. Three kernels: forward, backward to the
+//! point_sample (mmcv semantics): sampling of `(N, C, H, W)` maps at `(N, P, 2)` points
+//! normalised to [0, 1], with grid_sample's modes (bilinear, nearest) and paddings (zeros,
+//! border, reflection). Three kernels: forward, backward to the
 //! input, backward to the points; `launch` holds their host-side launchers.
 
 mod backward_input;
@@ -15,4 +16,4 @@ pub use launch::{
     accumulation_type, launch_backward_input, launch_backward_points, launch_forward,
     supports_atomic_add, Geometry, Variant,
 };
-pub use sampling::{GeometryArgs, GeometryArgsCompilationArg, GeometryArgsLaunch};
+pub use sampling::{GeometryArgs, GeometryArgsCompilationArg, GeometryArgsLaunch, Interpolation, Padding, Sampling};

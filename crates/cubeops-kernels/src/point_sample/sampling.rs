@@ -1,7 +1,9 @@
-//! Shared device-side pieces of point_sample: the launch geometry, where a point lands on
-//! the feature map and which four cells (with which weights) it reads.
+//! Shared device-side pieces of point_sample: the launch geometry, the sampling options
+//! (align_corners, mode, padding), where a point lands on the feature map and which cells
+//! (with which weights) it reads.
 
 use cubecl::prelude::*;
+use serde::{Deserialize, Serialize};
 
 /// Sizes and strides (in elements) of a point_sample launch, all `u32` kernel scalars.
 ///
@@ -30,17 +32,85 @@ pub struct GeometryArgs {
     pub out_p: u32,
 }
 
-/// The bilinear footprint of one point on an `H x W` map.
+/// grid_sample's `mode`: how a point reads the map.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Interpolation {
+    /// Weighted sum of the four surrounding cells (mmcv's point_sample default).
+    #[default]
+    Bilinear,
+    /// The cell whose centre is nearest (ties to even, as torch's `nearbyint`); no
+    /// gradient flows to the points.
+    Nearest,
+}
+
+/// grid_sample's `padding_mode`: what a point off the map reads.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Padding {
+    /// Zeros outside the map (mmcv's point_sample default).
+    #[default]
+    Zeros,
+    /// The coordinate is clamped to the map's edge pixels.
+    Border,
+    /// The coordinate is reflected at the map's edges (at pixel centres with
+    /// align_corners, at the outer edges without), then clamped.
+    Reflection,
+}
+
+/// Everything that fixes where a point reads: grid_sample's `align_corners`, `mode` and
+/// `padding_mode`. Compile-time in the kernels.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Sampling {
+    pub align_corners: bool,
+    pub mode: Interpolation,
+    pub padding: Padding,
+}
+
+impl Sampling {
+    /// Bilinear with zero padding (mmcv's point_sample without kwargs).
+    pub fn bilinear(align_corners: bool) -> Self {
+        Sampling { align_corners, ..Default::default() }
+    }
+}
+
+impl std::str::FromStr for Interpolation {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "bilinear" => Ok(Interpolation::Bilinear),
+            "nearest" => Ok(Interpolation::Nearest),
+            _ => Err(format!("mode must be 'bilinear' or 'nearest', got '{s}'")),
+        }
+    }
+}
+
+impl std::str::FromStr for Padding {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "zeros" => Ok(Padding::Zeros),
+            "border" => Ok(Padding::Border),
+            "reflection" => Ok(Padding::Reflection),
+            _ => Err(format!("padding_mode must be 'zeros', 'border' or 'reflection', got '{s}'")),
+        }
+    }
+}
+
+/// The footprint of one point on an `H x W` map: four cells for bilinear, one for nearest.
 ///
 /// Corners are named by compass: `nw` = (x0, y0), `ne` = (x0 + 1, y0), `sw` = (x0, y0 + 1),
-/// `se` = (x0 + 1, y0 + 1). A corner outside the map reads zero (grid_sample's
-/// `padding_mode='zeros'`); its `*_in` flag is false and its offset must not be used.
+/// `se` = (x0 + 1, y0 + 1). A corner outside the map reads zero; its `*_in` flag is false and
+/// its offset must not be used. Nearest sampling is the `nw` corner alone (fractions 0, the
+/// other corners never in), so the kernels' bilinear arithmetic serves both modes.
 #[derive(CubeType)]
 pub struct Footprint<A: Float> {
     /// Fractional position inside the cell, in [0, 1).
     pub tx: A,
     pub ty: A,
-    /// d(pixel x) / d(point x): the map width for align_corners=False, width - 1 otherwise.
+    /// d(pixel x) / d(point x): the map width for align_corners=False, width - 1 otherwise,
+    /// times the padding's derivative (0 where clamped, -1 where reflected).
     pub scale_x: A,
     pub scale_y: A,
     pub x0_in: bool,
@@ -54,13 +124,115 @@ pub struct Footprint<A: Float> {
     pub off_y1: usize,
 }
 
-/// Locates point `(px, py)` (normalised to [0, 1], as mmcv's point_sample takes it) on an
-/// `h x w` map with strides `stride_h`, `stride_w`.
+/// Where a point lands along one axis: the cell (x0) as a float, the fraction past it, the
+/// derivative of the pixel position by the point coordinate, and whether the position is
+/// usable at all (false for NaN under zero padding, see [`locate_axis`]).
+#[derive(CubeType)]
+struct Axis<A: Float> {
+    cell: A,
+    frac: A,
+    slope: A,
+    valid: bool,
+}
+
+/// Locates one normalised coordinate `p` on an axis of `size` pixels, as torch's
+/// grid_sample does (`grid_sampler_compute_source_index`): pixel = p * (size - 1) with
+/// align_corners, p * size - 0.5 without; then border / reflection padding.
 ///
-/// Same arithmetic as `grid_sample(input, 2 * points - 1, align_corners=...)`:
-/// pixel = p * (size - 1) with align_corners, p * size - 0.5 without.
-/// Bounds are tested in floating point, so huge, infinite or NaN coordinates never reach an
-/// integer conversion; they sample zero and get zero gradients, as in torch's CUDA kernel.
+/// Non-finite input follows torch's CUDA kernels: under zero padding a NaN position is off the
+/// map (infinite ones fail the bounds tests); under border/reflection a position that is
+/// NaN after padding reads pixel 0 in the forward pass (`fmax` clamping) and is off the map in
+/// the backward passes (`backward`), so it gets and gives no gradient.
+#[cube]
+fn locate_axis<A: Float>(p: A, size: A, #[comptime] sampling: Sampling, #[comptime] backward: bool) -> Axis<A> {
+    let align_corners = comptime!(sampling.align_corners);
+    let last = size - A::new(1.0);
+    let scale = if align_corners { last } else { size };
+    let offset = if align_corners { A::new(0.0) } else { A::new(0.5) };
+    let pixel = p * scale - offset;
+    let padded = match sampling.padding {
+        Padding::Zeros => Padded::<A> { coord: pixel, slope: scale },
+        Padding::Border => Padded::<A> { coord: clip::<A>(pixel, last), slope: scale * inside_slope::<A>(pixel, last) },
+        Padding::Reflection => reflect::<A>(pixel, size, scale, align_corners),
+    };
+    let nan = is_nan::<A>(padded.coord);
+    let valid = if comptime!(sampling.padding == Padding::Zeros || backward) { !nan } else { true.runtime() };
+    // NaN -> pixel 0 (unused when invalid); infinities stay and fail the bounds tests.
+    let coord = select(nan, A::new(0.0), padded.coord);
+    let (cell, frac) = match sampling.mode {
+        Interpolation::Nearest => (round_half_even::<A>(coord), A::new(0.0)),
+        Interpolation::Bilinear => {
+            let cell = A::floor(coord);
+            let frac = match sampling.padding {
+                // Unpadded positions are recomputed with one rounding (see `fraction`).
+                Padding::Zeros => select(nan, A::new(0.0), fraction::<A>(p, scale, offset, cell)),
+                _ => coord - cell,
+            };
+            (cell, frac)
+        }
+    };
+    Axis::<A> { cell, frac, slope: padded.slope, valid }
+}
+
+/// A pixel position after padding, and its derivative by the point coordinate.
+#[derive(CubeType)]
+struct Padded<A: Float> {
+    coord: A,
+    slope: A,
+}
+
+/// torch's `reflect_coordinates` then `clip_coordinates` (with their `_set_grad` slopes) of
+/// `pixel` on an axis of `size` pixels; `scale` is d pixel / d point.
+#[cube]
+fn reflect<A: Float>(pixel: A, size: A, scale: A, #[comptime] align_corners: bool) -> Padded<A> {
+    let last = size - A::new(1.0);
+    // Mirror lines: pixel centres 0 and size - 1, or outer edges -0.5 and size - 0.5.
+    let low = if align_corners { A::new(0.0) } else { A::new(-0.5) };
+    let span = if align_corners { last } else { size };
+    let shifted = pixel - low;
+    let sign = select(shifted < A::new(0.0), A::new(-1.0), A::new(1.0));
+    let dist = A::abs(shifted);
+    let flips = A::floor(dist / span);
+    let extra = dist - flips * span;
+    // torch converts `flips` to int, which saturates at 2^31 - 1 (odd).
+    let odd = flips >= A::new(2147483648.0) || flips - A::new(2.0) * A::floor(flips * A::new(0.5)) != A::new(0.0);
+    // One pixel with align_corners: no room to reflect, torch answers pixel 0.
+    let degenerate = span == A::new(0.0);
+    let reflected = select(degenerate, A::new(0.0), select(odd, span - extra, extra) + low);
+    let mirror = select(degenerate, A::new(0.0), select(odd, -sign, sign));
+    Padded::<A> { coord: clip::<A>(reflected, last), slope: scale * mirror * inside_slope::<A>(reflected, last) }
+}
+
+/// torch's `clip_coordinates` in the forward kernel: into [0, last], NaN kept (the caller
+/// decides what a NaN position means).
+#[cube]
+fn clip<A: Float>(coord: A, last: A) -> A {
+    let clipped = select(coord > A::new(0.0), select(coord < last, coord, last), A::new(0.0));
+    select(is_nan::<A>(coord), coord, clipped)
+}
+
+/// d clip / d coord: 1 strictly inside, 0 on or past the edges (torch's
+/// `clip_coordinates_set_grad` counts the edges as outside).
+#[cube]
+fn inside_slope<A: Float>(coord: A, last: A) -> A {
+    select(coord > A::new(0.0) && coord < last, A::new(1.0), A::new(0.0))
+}
+
+/// `nearbyint`: round to nearest, ties to even.
+#[cube]
+fn round_half_even<A: Float>(x: A) -> A {
+    let down = A::floor(x);
+    let rest = x - down;
+    let down_odd = down - A::new(2.0) * A::floor(down * A::new(0.5)) != A::new(0.0);
+    let up = rest > A::new(0.5) || (rest == A::new(0.5) && down_odd);
+    select(up, down + A::new(1.0), down)
+}
+
+/// Locates point `(px, py)` (normalised to [0, 1], as mmcv's point_sample takes it) on an
+/// `h x w` map with strides `stride_h`, `stride_w`, with grid_sample's arithmetic
+/// (`grid_sample(input, 2 * points - 1, ...)`). Bounds are tested in floating point, so huge,
+/// infinite or NaN coordinates never reach an integer conversion. `backward` selects the
+/// backward kernels' treatment of NaN (see [`locate_axis`]).
 #[cube]
 pub fn footprint<A: Float>(
     px: A,
@@ -69,46 +241,37 @@ pub fn footprint<A: Float>(
     w: usize,
     stride_h: usize,
     stride_w: usize,
-    #[comptime] align_corners: bool,
+    #[comptime] sampling: Sampling,
+    #[comptime] backward: bool,
 ) -> Footprint<A> {
     let w_f = A::cast_from(w);
     let h_f = A::cast_from(h);
-    let (scale_x, scale_y) = if align_corners {
-        (w_f - A::new(1.0), h_f - A::new(1.0))
-    } else {
-        (w_f, h_f)
-    };
-    let offset = if align_corners { A::new(0.0) } else { A::new(0.5) };
-    let ix = px * scale_x - offset;
-    let iy = py * scale_y - offset;
-
-    // A NaN coordinate puts the point off the map, as torch's CUDA kernel does. The test is
-    // explicit: WGSL lets compilers assume no NaN, so comparisons alone are not enough.
-    let finite = !is_nan::<A>(ix) && !is_nan::<A>(iy);
-    let x0f = select(finite, ix.floor(), A::new(0.0));
-    let y0f = select(finite, iy.floor(), A::new(0.0));
+    let ax = locate_axis::<A>(px, w_f, sampling, backward);
+    let ay = locate_axis::<A>(py, h_f, sampling, backward);
+    let valid = ax.valid && ay.valid;
     let last_x = w_f - A::new(1.0);
     let last_y = h_f - A::new(1.0);
 
-    let x0_in = finite && x0f >= A::new(0.0) && x0f <= last_x;
-    let x1_in = finite && x0f >= A::new(-1.0) && x0f < last_x;
-    let y0_in = finite && y0f >= A::new(0.0) && y0f <= last_y;
-    let y1_in = finite && y0f >= A::new(-1.0) && y0f < last_y;
+    let x0_in = valid && ax.cell >= A::new(0.0) && ax.cell <= last_x;
+    let y0_in = valid && ay.cell >= A::new(0.0) && ay.cell <= last_y;
+    let bilinear = comptime!(sampling.mode == Interpolation::Bilinear);
+    let x1_in = if bilinear { valid && ax.cell >= A::new(-1.0) && ax.cell < last_x } else { false.runtime() };
+    let y1_in = if bilinear { valid && ay.cell >= A::new(-1.0) && ay.cell < last_y } else { false.runtime() };
 
     // Clamped so that an out-of-bounds corner still yields an in-range (unused) offset.
-    let x0 = usize::cast_from(clamp(x0f, A::new(0.0), last_x));
-    let x1 = usize::cast_from(clamp(x0f + A::new(1.0), A::new(0.0), last_x));
-    let y0 = usize::cast_from(clamp(y0f, A::new(0.0), last_y));
-    let y1 = usize::cast_from(clamp(y0f + A::new(1.0), A::new(0.0), last_y));
+    let x0 = usize::cast_from(clamp(ax.cell, A::new(0.0), last_x));
+    let x1 = usize::cast_from(clamp(ax.cell + A::new(1.0), A::new(0.0), last_x));
+    let y0 = usize::cast_from(clamp(ay.cell, A::new(0.0), last_y));
+    let y1 = usize::cast_from(clamp(ay.cell + A::new(1.0), A::new(0.0), last_y));
 
     // A point with no corner on the map (outside, infinite or NaN) samples exactly zero:
     // zeroed fractions keep its NaN weights (inf - inf) away from the zero reads.
     let any_in = (x0_in || x1_in) && (y0_in || y1_in);
     Footprint::<A> {
-        tx: select(any_in, fraction::<A>(px, scale_x, offset, x0f), A::new(0.0)),
-        ty: select(any_in, fraction::<A>(py, scale_y, offset, y0f), A::new(0.0)),
-        scale_x,
-        scale_y,
+        tx: select(any_in, ax.frac, A::new(0.0)),
+        ty: select(any_in, ay.frac, A::new(0.0)),
+        scale_x: ax.slope,
+        scale_y: ay.slope,
         x0_in,
         x1_in,
         y0_in,
@@ -127,7 +290,8 @@ pub fn locate_point<F: Float, A: Float>(
     geo: &GeometryArgs,
     n: usize,
     p: usize,
-    #[comptime] align_corners: bool,
+    #[comptime] sampling: Sampling,
+    #[comptime] backward: bool,
 ) -> Footprint<A> {
     let at = n * geo.points_n as usize + p * geo.points_p as usize;
     let px = A::cast_from(points[at]);
@@ -139,7 +303,8 @@ pub fn locate_point<F: Float, A: Float>(
         geo.width as usize,
         geo.map_h as usize,
         geo.map_w as usize,
-        align_corners,
+        sampling,
+        backward,
     )
 }
 

@@ -6,14 +6,16 @@ use super::{InputLayout, PointSampleBackend, PointSampleOptions};
 use crate::reshape::reshape;
 use crate::OpError;
 
-/// mmcv's `point_sample`: samples `input` at `points` with bilinear interpolation, reading
-/// zeros outside the map (`grid_sample(input, 2 * points - 1, align_corners=...)`).
+/// mmcv's `point_sample`: samples `input` at `points`, as
+/// `grid_sample(input, 2 * points - 1, mode, padding_mode, align_corners)` does (defaults:
+/// bilinear, zeros outside the map).
 ///
 /// - `input`: `(N, C, H, W)`, or `(N, H, W, C)` with [`InputLayout::Nhwc`].
 /// - `points`: `(N, P, 2)` giving `(N, C, P)`, or `(N, Hp, Wp, 2)` giving `(N, C, Hp, Wp)`;
 ///   `(x, y)` normalised to [0, 1].
 ///
-/// Under `Autodiff<B>` gradients flow to both `input` and `points`.
+/// Under `Autodiff<B>` gradients flow to both `input` and `points` (nearest sampling gives the
+/// points a zero gradient, as torch does).
 ///
 /// ```
 /// use burn::backend::NdArray;
@@ -25,6 +27,14 @@ use crate::OpError;
 /// let points = Tensor::<NdArray, 1>::from_floats([0.5, 0.5], &device).reshape([1, 1, 2]);
 /// let out = point_sample(input, points, PointSampleOptions::default()).unwrap();
 /// assert_eq!(out.into_data().to_vec::<f32>().unwrap(), vec![2.5]);
+///
+/// // grid_sample's other modes: the nearest cell, coordinates clamped to the border.
+/// use cubeops::point_sample::{Interpolation, Padding};
+/// let input = Tensor::<NdArray, 1>::from_floats([1.0, 2.0, 3.0, 4.0], &device).reshape([1, 1, 2, 2]);
+/// let points = Tensor::<NdArray, 1>::from_floats([1.7, 0.2], &device).reshape([1, 1, 2]);
+/// let opts = PointSampleOptions { mode: Interpolation::Nearest, padding_mode: Padding::Border, ..Default::default() };
+/// let out = point_sample(input, points, opts).unwrap();
+/// assert_eq!(out.into_data().to_vec::<f32>().unwrap(), vec![2.0]);
 /// ```
 pub fn point_sample<B: PointSampleBackend, const D: usize>(
     input: Tensor<B, 4>,
@@ -45,7 +55,7 @@ pub fn point_sample<B: PointSampleBackend, const D: usize>(
     let output = B::point_sample(
         input.into_primitive().tensor(),
         points.into_primitive().tensor(),
-        options.align_corners,
+        options.sampling(),
     );
     let output = Tensor::<B, 3>::from_primitive(burn::tensor::TensorPrimitive::Float(output));
     let mut out_dims = [0; D];

@@ -8,11 +8,11 @@ use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::autodiff::{Autodiff, NodeId};
 use burn::tensor::ops::FloatTensor;
 
-use super::PointSampleBackend;
+use super::{PointSampleBackend, Sampling};
 
 #[derive(Debug)]
 struct PointSampleBackward {
-    align_corners: bool,
+    sampling: Sampling,
 }
 
 impl<B: PointSampleBackend> Backward<B, 2> for PointSampleBackward {
@@ -27,26 +27,26 @@ impl<B: PointSampleBackend> Backward<B, 2> for PointSampleBackward {
         let points: FloatTensor<B> = checkpointer.retrieve_node_output(points_id);
 
         if let Some(node) = node_points {
-            let g = B::point_sample_grad_points(grad.clone(), input.clone(), points.clone(), self.align_corners);
+            let g = B::point_sample_grad_points(grad.clone(), input.clone(), points.clone(), self.sampling);
             grads.register::<B>(node.id, g);
         }
         if let Some(node) = node_input {
-            let g = B::point_sample_grad_input(grad, input, points, self.align_corners);
+            let g = B::point_sample_grad_input(grad, input, points, self.sampling);
             grads.register::<B>(node.id, g);
         }
     }
 }
 
 impl<B: PointSampleBackend, C: CheckpointStrategy> PointSampleBackend for Autodiff<B, C> {
-    fn point_sample(input: FloatTensor<Self>, points: FloatTensor<Self>, align_corners: bool) -> FloatTensor<Self> {
-        let step = PointSampleBackward { align_corners };
+    fn point_sample(input: FloatTensor<Self>, points: FloatTensor<Self>, sampling: Sampling) -> FloatTensor<Self> {
+        let step = PointSampleBackward { sampling };
         match step.prepare::<C>([input.node.clone(), points.node.clone()]).compute_bound().stateful() {
             OpsKind::Tracked(mut prep) => {
                 let state = (prep.checkpoint(&input), prep.checkpoint(&points));
-                let output = B::point_sample(input.primitive, points.primitive, align_corners);
+                let output = B::point_sample(input.primitive, points.primitive, sampling);
                 prep.finish(state, output)
             }
-            OpsKind::UnTracked(prep) => prep.finish(B::point_sample(input.primitive, points.primitive, align_corners)),
+            OpsKind::UnTracked(prep) => prep.finish(B::point_sample(input.primitive, points.primitive, sampling)),
         }
     }
 }

@@ -4,7 +4,7 @@
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::ops::FloatTensor;
 
-use super::composite;
+use super::{composite, Sampling};
 
 /// A burn backend that can run point_sample.
 ///
@@ -14,8 +14,8 @@ use super::composite;
 /// tensor ops, so any backend gets point_sample with `impl PointSampleBackend for MyBackend {}`.
 pub trait PointSampleBackend: Backend {
     /// `(N, C, P)` samples.
-    fn point_sample(input: FloatTensor<Self>, points: FloatTensor<Self>, align_corners: bool) -> FloatTensor<Self> {
-        composite::forward::<Self>(input, points, align_corners)
+    fn point_sample(input: FloatTensor<Self>, points: FloatTensor<Self>, sampling: Sampling) -> FloatTensor<Self> {
+        composite::forward::<Self>(input, points, sampling)
     }
 
     /// `(N, C, H, W)` gradient with respect to `input`.
@@ -23,19 +23,19 @@ pub trait PointSampleBackend: Backend {
         grad_output: FloatTensor<Self>,
         input: FloatTensor<Self>,
         points: FloatTensor<Self>,
-        align_corners: bool,
+        sampling: Sampling,
     ) -> FloatTensor<Self> {
-        composite::grad_input::<Self>(grad_output, input, points, align_corners)
+        composite::grad_input::<Self>(grad_output, input, points, sampling)
     }
 
-    /// `(N, P, 2)` gradient with respect to `points`.
+    /// `(N, P, 2)` gradient with respect to `points` (zeros for nearest sampling).
     fn point_sample_grad_points(
         grad_output: FloatTensor<Self>,
         input: FloatTensor<Self>,
         points: FloatTensor<Self>,
-        align_corners: bool,
+        sampling: Sampling,
     ) -> FloatTensor<Self> {
-        composite::grad_points::<Self>(grad_output, input, points, align_corners)
+        composite::grad_points::<Self>(grad_output, input, points, sampling)
     }
 }
 

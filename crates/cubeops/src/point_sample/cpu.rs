@@ -6,6 +6,7 @@ use half::{bf16, f16};
 use rayon::prelude::*;
 
 use super::footprint::Footprint;
+use cubeops_kernels::point_sample::{Interpolation, Sampling};
 use crate::OpError;
 
 /// An element type the CPU kernels read and write.
@@ -107,25 +108,25 @@ fn check_points<T: Copy>(points: &View<T, 3>, n: usize) -> Result<usize, OpError
     Ok(p)
 }
 
-fn locate<T: CpuElement>(points: &View<T, 3>, n: usize, p: usize, h: usize, w: usize, align_corners: bool) -> Footprint {
-    Footprint::locate(points.at([n, p, 0]).to_f64(), points.at([n, p, 1]).to_f64(), h, w, align_corners)
+fn locate<T: CpuElement>(points: &View<T, 3>, n: usize, p: usize, h: usize, w: usize, sampling: Sampling, backward: bool) -> Footprint {
+    Footprint::locate(points.at([n, p, 0]).to_f64(), points.at([n, p, 1]).to_f64(), h, w, sampling, backward)
 }
 
 /// Every point's footprint, `[b * P + q]`: located once, not once per channel.
-fn footprints<T: CpuElement>(points: &View<T, 3>, h: usize, w: usize, align_corners: bool) -> Vec<Footprint> {
+fn footprints<T: CpuElement>(points: &View<T, 3>, h: usize, w: usize, sampling: Sampling, backward: bool) -> Vec<Footprint> {
     let [n, p, _] = points.shape;
-    (0..n * p).into_par_iter().map(|i| locate(points, i / p, i % p, h, w, align_corners)).collect()
+    (0..n * p).into_par_iter().map(|i| locate(points, i / p, i % p, h, w, sampling, backward)).collect()
 }
 
 /// `out (N, C, P)`, contiguous, `= point_sample(input, points)`. Parallel over (n, c) rows.
-pub fn forward<T: CpuElement>(input: View<T, 4>, points: View<T, 3>, out: &mut [T], align_corners: bool) -> Result<(), OpError> {
+pub fn forward<T: CpuElement>(input: View<T, 4>, points: View<T, 3>, out: &mut [T], sampling: Sampling) -> Result<(), OpError> {
     let [n, c, h, w] = input.shape;
     let p = check_points(&points, n)?;
     check_out("output", out.len(), n * c * p)?;
     if p == 0 {
         return Ok(());
     }
-    let fps = footprints(&points, h, w, align_corners);
+    let fps = footprints(&points, h, w, sampling, false);
     out.par_chunks_mut(p).enumerate().for_each(|(row, out)| {
         let (b, ch) = (row / c, row % c);
         for (value, fp) in out.iter_mut().zip(&fps[b * p..(b + 1) * p]) {
@@ -143,7 +144,7 @@ pub fn grad_input<T: CpuElement>(
     points: View<T, 3>,
     grad_input: &mut [T],
     input_shape: [usize; 4],
-    align_corners: bool,
+    sampling: Sampling,
 ) -> Result<(), OpError> {
     let [n, c, h, w] = input_shape;
     let p = check_points(&points, n)?;
@@ -154,7 +155,7 @@ pub fn grad_input<T: CpuElement>(
     if h * w == 0 {
         return Ok(());
     }
-    let fps = footprints(&points, h, w, align_corners);
+    let fps = footprints(&points, h, w, sampling, true);
     grad_input.par_chunks_mut(h * w).enumerate().for_each(|(row, map)| {
         let (b, ch) = (row / c, row % c);
         let mut acc = vec![0.0f64; h * w];
@@ -171,13 +172,14 @@ pub fn grad_input<T: CpuElement>(
     Ok(())
 }
 
-/// `grad_points (N, P, 2)`, contiguous. Parallel over points, each walking all channels.
+/// `grad_points (N, P, 2)`, contiguous (zeros for nearest sampling). Parallel over points,
+/// each walking all channels.
 pub fn grad_points<T: CpuElement>(
     grad_output: View<T, 3>,
     input: View<T, 4>,
     points: View<T, 3>,
     grad_points: &mut [T],
-    align_corners: bool,
+    sampling: Sampling,
 ) -> Result<(), OpError> {
     let [n, c, h, w] = input.shape;
     let p = check_points(&points, n)?;
@@ -185,9 +187,13 @@ pub fn grad_points<T: CpuElement>(
         return Err(OpError::Shape { arg: "grad_output", message: format!("expected ({n}, {c}, {p}), got {:?}", grad_output.shape) });
     }
     check_out("grad_points", grad_points.len(), n * p * 2)?;
+    if sampling.mode == Interpolation::Nearest {
+        grad_points.fill(T::from_f64(0.0));
+        return Ok(());
+    }
     grad_points.par_chunks_mut(2).enumerate().for_each(|(i, out)| {
         let (b, q) = (i / p, i % p);
-        let fp = locate(&points, b, q, h, w, align_corners);
+        let fp = locate(&points, b, q, h, w, sampling, true);
         let (mut gx, mut gy) = (0.0, 0.0);
         for ch in 0..c {
             let g = grad_output.at([b, ch, q]).to_f64();

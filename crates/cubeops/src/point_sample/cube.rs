@@ -7,7 +7,7 @@ use burn_cubecl::ops::permute;
 use burn_cubecl::tensor::CubeTensor;
 use burn_cubecl::{BoolElement, CubeBackend, CubeRuntime, FloatElement, IntElement};
 use cubeops_kernels::point_sample::{
-    accumulation_type, launch_backward_input, launch_backward_points, launch_forward, supports_atomic_add, Geometry,
+    accumulation_type, launch_backward_input, Interpolation, Sampling, launch_backward_points, launch_forward, supports_atomic_add, Geometry,
     Variant,
 };
 
@@ -32,20 +32,20 @@ fn geometry<R: CubeRuntime>(map: &CubeTensor<R>, points: &CubeTensor<R>, out: &C
 
 /// Kernel variant for this call. `map` sets the thread order (channels fastest for
 /// channels-last memory).
-fn variant<R: CubeRuntime>(map: &CubeTensor<R>, align_corners: bool, tensors: &[&CubeTensor<R>]) -> Variant {
-    Variant::for_map(map.meta.strides(), align_corners, wide_index(tensors))
+fn variant<R: CubeRuntime>(map: &CubeTensor<R>, sampling: Sampling, tensors: &[&CubeTensor<R>]) -> Variant {
+    Variant::for_map(map.meta.strides(), sampling, wide_index(tensors))
 }
 
 impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> PointSampleBackend for CubeBackend<R, F, I, BT> {
-    fn point_sample(input: CubeTensor<R>, points: CubeTensor<R>, align_corners: bool) -> CubeTensor<R> {
+    fn point_sample(input: CubeTensor<R>, points: CubeTensor<R>, sampling: Sampling) -> CubeTensor<R> {
         let [n, c, _, _] = input.meta.shape().dims();
         let shape = Shape::new([n, c, points.meta.shape()[1]]);
         let output = empty_device_dtype(input.client.clone(), input.device.clone(), shape, input.dtype);
         let geo = geometry(&input, &points, &output);
         if geo.scalars().is_err() {
-            return composite::forward::<Self>(input, points, align_corners);
+            return composite::forward::<Self>(input, points, sampling);
         }
-        let variant = variant(&input, align_corners, &[&input, &points, &output]);
+        let variant = variant(&input, sampling, &[&input, &points, &output]);
         launch_forward::<R>(&output.client, &geo, variant, input.dtype.into(), array(&input), array(&points), array(&output));
         output
     }
@@ -54,26 +54,26 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> PointSampl
         grad_output: CubeTensor<R>,
         input: CubeTensor<R>,
         points: CubeTensor<R>,
-        align_corners: bool,
+        sampling: Sampling,
     ) -> CubeTensor<R> {
         let storage = input.dtype.into();
         if !supports_atomic_add(&input.client, accumulation_type(storage)) {
-            return composite::grad_input::<Self>(grad_output, input, points, align_corners);
+            return composite::grad_input::<Self>(grad_output, input, points, sampling);
         }
         let acc_dtype = if input.dtype == DType::F64 { DType::F64 } else { DType::F32 };
         let [n, c, h, w] = input.meta.shape().dims();
         let (client, device) = (input.client.clone(), input.device.clone());
         // The gradient keeps the input's memory layout, as torch's does.
-        let grad_input = if variant(&input, align_corners, &[]).channels_last {
+        let grad_input = if variant(&input, sampling, &[]).channels_last {
             permute(zeros_client(client, device, Shape::new([n, h, w, c]), acc_dtype), &[0, 3, 1, 2])
         } else {
             zeros_client(client, device, Shape::new([n, c, h, w]), acc_dtype)
         };
         let geo = geometry(&grad_input, &points, &grad_output);
         if geo.scalars().is_err() {
-            return composite::grad_input::<Self>(grad_output, input, points, align_corners);
+            return composite::grad_input::<Self>(grad_output, input, points, sampling);
         }
-        let variant = variant(&grad_input, align_corners, &[&grad_output, &points, &grad_input]);
+        let variant = variant(&grad_input, sampling, &[&grad_output, &points, &grad_input]);
         launch_backward_input::<R>(
             &grad_input.client,
             &geo,
@@ -90,17 +90,20 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> PointSampl
         grad_output: CubeTensor<R>,
         input: CubeTensor<R>,
         points: CubeTensor<R>,
-        align_corners: bool,
+        sampling: Sampling,
     ) -> CubeTensor<R> {
         let [n, p, _] = points.meta.shape().dims();
         let (client, device) = (input.client.clone(), input.device.clone());
+        if sampling.mode == Interpolation::Nearest {
+            return zeros_client(client, device, Shape::new([n, p, 2]), input.dtype);
+        }
         // Contiguous: the kernel writes point i at 2 * i.
         let grad_points = empty_device_contiguous_dtype(client, device, Shape::new([n, p, 2]), input.dtype);
         let geo = geometry(&input, &points, &grad_output);
         if geo.scalars().is_err() {
-            return composite::grad_points::<Self>(grad_output, input, points, align_corners);
+            return composite::grad_points::<Self>(grad_output, input, points, sampling);
         }
-        let variant = variant(&input, align_corners, &[&grad_output, &input, &points, &grad_points]);
+        let variant = variant(&input, sampling, &[&grad_output, &input, &points, &grad_points]);
         launch_backward_points::<R>(
             &grad_points.client,
             &geo,

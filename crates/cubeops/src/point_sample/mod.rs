@@ -17,4 +17,4 @@ pub mod reference;
 
 pub use api::point_sample;
 pub use backend::{PointSampleAutodiffBackend, PointSampleBackend};
-pub use options::{InputLayout, PointSampleOptions};
+pub use options::{InputLayout, Interpolation, Padding, PointSampleOptions, Sampling};

@@ -1,11 +1,19 @@
 use serde::{Deserialize, Serialize};
 
-/// Options of [`point_sample`](crate::point_sample::point_sample).
+pub use cubeops_kernels::point_sample::{Interpolation, Padding, Sampling};
+
+/// Options of [`point_sample`](crate::point_sample::point_sample): grid_sample's
+/// `align_corners`, `mode` and `padding_mode`, and the input's layout.
 ///
 /// ```
-/// use cubeops::point_sample::{InputLayout, PointSampleOptions};
-/// let opts: PointSampleOptions = serde_json::from_str(r#"{"align_corners": true}"#).unwrap();
-/// assert_eq!(opts, PointSampleOptions { align_corners: true, layout: InputLayout::Nchw });
+/// use cubeops::point_sample::{InputLayout, Interpolation, Padding, PointSampleOptions};
+/// let opts: PointSampleOptions =
+///     serde_json::from_str(r#"{"align_corners": true, "mode": "nearest", "padding_mode": "border"}"#).unwrap();
+/// assert_eq!(
+///     opts,
+///     PointSampleOptions { align_corners: true, mode: Interpolation::Nearest, padding_mode: Padding::Border, layout: InputLayout::Nchw }
+/// );
+/// assert_eq!(serde_json::from_str::<PointSampleOptions>("{}").unwrap(), PointSampleOptions::default());
 /// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(default)]
@@ -13,8 +21,19 @@ pub struct PointSampleOptions {
     /// grid_sample's `align_corners`: with `true`, points 0 and 1 are the centres of the
     /// first and last pixels; with `false` (mmcv's default) they are the outer edges.
     pub align_corners: bool,
+    /// grid_sample's `mode`: bilinear (default) or nearest (no gradient to the points).
+    pub mode: Interpolation,
+    /// grid_sample's `padding_mode`: zeros (default), border or reflection.
+    pub padding_mode: Padding,
     /// How the input's dimensions are ordered.
     pub layout: InputLayout,
+}
+
+impl PointSampleOptions {
+    /// The part of the options the kernels see.
+    pub fn sampling(&self) -> Sampling {
+        Sampling { align_corners: self.align_corners, mode: self.mode, padding: self.padding_mode }
+    }
 }
 
 /// Dimension order of point_sample's input tensor. Either way the output is `(N, C, ...)`,

@@ -4,7 +4,9 @@
 
 use burn::tensor::{DType, Tensor, TensorData};
 use cubeops::point_sample::reference::{self, RefDims};
-use cubeops::point_sample::{point_sample, InputLayout, PointSampleAutodiffBackend, PointSampleOptions};
+use cubeops::point_sample::{
+    point_sample, InputLayout, Interpolation, Padding, PointSampleAutodiffBackend, PointSampleOptions, Sampling,
+};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -18,16 +20,29 @@ pub struct Case {
     /// Points tensor shape: `[N, P, 2]` or `[N, Hp, Wp, 2]`.
     pub points_shape: Vec<usize>,
     pub grad_output: Vec<f64>,
-    pub align_corners: bool,
+    pub sampling: Sampling,
 }
 
 impl Case {
-    pub fn new(name: &str, dims: RefDims, points: Vec<f64>, align_corners: bool, rng: &mut StdRng) -> Self {
+    pub fn new(name: &str, dims: RefDims, points: Vec<f64>, sampling: Sampling, rng: &mut StdRng) -> Self {
         let input = (0..dims.input_len()).map(|_| rng.random_range(-2.0..2.0)).collect();
         let grad_output = (0..dims.output_len()).map(|_| rng.random_range(-1.0..1.0)).collect();
         let points_shape = vec![dims.n, dims.num_points, 2];
-        Case { name: name.into(), dims, input, points, points_shape, grad_output, align_corners }
+        Case { name: name.into(), dims, input, points, points_shape, grad_output, sampling }
     }
+}
+
+/// Every combination of align_corners, mode and padding (default first).
+pub fn all_samplings() -> Vec<Sampling> {
+    let mut out = Vec::new();
+    for mode in [Interpolation::Bilinear, Interpolation::Nearest] {
+        for padding in [Padding::Zeros, Padding::Border, Padding::Reflection] {
+            for align_corners in [false, true] {
+                out.push(Sampling { align_corners, mode, padding });
+            }
+        }
+    }
+    out
 }
 
 fn dims(n: usize, channels: usize, height: usize, width: usize, num_points: usize) -> RefDims {
@@ -38,7 +53,8 @@ fn random_points(rng: &mut StdRng, count: usize) -> Vec<f64> {
     (0..count * 2).map(|_| rng.random_range(-0.25..1.25)).collect()
 }
 
-/// Random shapes and points (about a sixth of the points outside [0, 1]), both align_corners.
+/// Random shapes and points (about a sixth of the points outside [0, 1]; for border and
+/// reflection padding, many well outside), cycling through every sampling.
 pub fn random_cases(seed: u64, count: usize) -> Vec<Case> {
     let mut rng = StdRng::seed_from_u64(seed);
     (0..count)
@@ -50,45 +66,59 @@ pub fn random_cases(seed: u64, count: usize) -> Vec<Case> {
                 rng.random_range(1..=9),
                 rng.random_range(0..=40),
             );
-            let points = random_points(&mut rng, d.n * d.num_points);
-            Case::new(&format!("random{i}"), d, points, i % 2 == 1, &mut rng)
+            let sampling = all_samplings()[i % 12];
+            let mut points = random_points(&mut rng, d.n * d.num_points);
+            if sampling.padding != Padding::Zeros {
+                // Several mirror images away from the map.
+                points.iter_mut().for_each(|p| *p = (*p - 0.5) * 5.0 + 0.5);
+            }
+            Case::new(&format!("random{i}"), d, points, sampling, &mut rng)
         })
         .collect()
 }
 
-/// Points on the borders and cell edges, outside [0, 1], H or W = 1, P = 0, 4-D points.
+/// Points on the borders and cell edges, outside [0, 1], H or W = 1, P = 0, 4-D points, for
+/// every sampling.
 pub fn edge_cases() -> Vec<Case> {
     let mut rng = StdRng::seed_from_u64(7);
     let mut cases = Vec::new();
-    for align in [false, true] {
+    for sampling in all_samplings() {
         // Dyadic positions: exact in every float type, so every backend sees the same cells.
         let k: Vec<f64> = (0..=8).map(|i| i as f64 / 8.0).collect();
         let border: Vec<f64> = k.iter().flat_map(|&y| k.iter().flat_map(move |&x| [x, y])).collect();
-        cases.push(Case::new("borders", dims(1, 3, 8, 4, 81), border, align, &mut rng));
+        cases.push(Case::new("borders", dims(1, 3, 8, 4, 81), border, sampling, &mut rng));
         let outside = vec![-0.5, 0.5, 1.5, 0.5, 0.5, -0.25, 0.5, 1.0625, -1.0, 2.0, 1.125, -0.125];
-        cases.push(Case::new("outside", dims(1, 2, 4, 4, 6), outside, align, &mut rng));
+        cases.push(Case::new("outside", dims(1, 2, 4, 4, 6), outside, sampling, &mut rng));
         let pts = random_points(&mut rng, 2 * 9);
-        cases.push(Case::new("h1", dims(2, 3, 1, 6, 9), pts, align, &mut rng));
+        cases.push(Case::new("h1", dims(2, 3, 1, 6, 9), pts, sampling, &mut rng));
         let pts = random_points(&mut rng, 9);
-        cases.push(Case::new("w1", dims(1, 4, 6, 1, 9), pts, align, &mut rng));
-        cases.push(Case::new("no_points", dims(2, 3, 4, 5, 0), vec![], align, &mut rng));
+        cases.push(Case::new("w1", dims(1, 4, 6, 1, 9), pts, sampling, &mut rng));
+        cases.push(Case::new("no_points", dims(2, 3, 4, 5, 0), vec![], sampling, &mut rng));
         let pts = random_points(&mut rng, 2 * 12);
-        let mut c = Case::new("points4d", dims(2, 3, 6, 5, 12), pts, align, &mut rng);
+        let mut c = Case::new("points4d", dims(2, 3, 6, 5, 12), pts, sampling, &mut rng);
         c.points_shape = vec![2, 3, 4, 2];
         cases.push(c);
         // Wide channels: more threads per point than a cube holds along C.
         let pts = random_points(&mut rng, 5);
-        cases.push(Case::new("wide_c", dims(1, 300, 3, 4, 5), pts, align, &mut rng));
+        cases.push(Case::new("wide_c", dims(1, 300, 3, 4, 5), pts, sampling, &mut rng));
     }
     cases
 }
 
-/// Non-finite and huge coordinates: all sample zero with zero gradients (torch's CUDA kernel).
-pub fn non_finite_case() -> Case {
+/// Non-finite and huge coordinates, one case per mode and padding: under zeros they sample
+/// zero with zero gradients; under border/reflection see torch's CUDA rules in the reference.
+/// (Reflection of 1e30 is left out: its result depends on the rounding of the pixel
+/// position, which differs between f32 kernels and the f64 reference, as in torch.)
+pub fn non_finite_cases() -> Vec<Case> {
     let mut rng = StdRng::seed_from_u64(11);
     let (nan, inf) = (f64::NAN, f64::INFINITY);
-    let points = vec![nan, 0.5, 0.5, nan, inf, 0.5, -inf, 0.5, 0.5, inf, 1e30, 0.5, -1e30, -1e30, 0.3, 0.6];
-    Case::new("non_finite", dims(1, 2, 4, 4, 8), points, false, &mut rng)
+    let mut cases = Vec::new();
+    for sampling in all_samplings().into_iter().filter(|s| !s.align_corners) {
+        let huge = if sampling.padding == Padding::Reflection { 0.7 } else { 1e30 };
+        let points = vec![nan, 0.5, 0.5, nan, inf, 0.5, -inf, 0.5, 0.5, inf, huge, 0.5, -huge, -huge, 0.3, 0.6];
+        cases.push(Case::new("non_finite", dims(1, 2, 4, 4, 8), points, sampling, &mut rng));
+    }
+    cases
 }
 
 /// Rounds values through `dtype`, so the reference sees exactly what the backend stores.
@@ -107,8 +137,8 @@ pub fn reference_outcome(case: &Case, dtype: DType) -> Outcome {
     let input = quantize(&case.input, dtype);
     let points = quantize(&case.points, dtype);
     let grad_output = quantize(&case.grad_output, dtype);
-    let output = reference::forward(case.dims, &input, &points, case.align_corners);
-    let (grad_input, grad_points) = reference::backward(case.dims, &input, &points, &grad_output, case.align_corners);
+    let output = reference::forward(case.dims, &input, &points, case.sampling);
+    let (grad_input, grad_points) = reference::backward(case.dims, &input, &points, &grad_output, case.sampling);
     Outcome { output, grad_input, grad_points }
 }
 
@@ -135,7 +165,8 @@ pub fn run<B: PointSampleAutodiffBackend>(case: &Case, dtype: DType, layout: Inp
         }
     }
     .require_grad();
-    let options = PointSampleOptions { align_corners: case.align_corners, layout };
+    let s = case.sampling;
+    let options = PointSampleOptions { align_corners: s.align_corners, mode: s.mode, padding_mode: s.padding, layout };
     let grad_output_3d: Tensor<B, 3> = tensor(&case.grad_output, [n, channels, num_points], dtype, device);
 
     if case.dims.output_len() == 0 {
@@ -197,7 +228,7 @@ pub fn check(case: &Case, got: &Outcome, want: &Outcome, tol: f64, label: &str) 
         if case.dims.num_points == 0 { 0.0 } else { max_error(&format!("{label} {} grad_points", case.name), &got.grad_points, &want.grad_points) },
     ];
     for (what, err) in ["output", "grad_input", "grad_points"].iter().zip(errors) {
-        assert!(err <= tol, "{label} case {} {what}: error {err:e} > {tol:e}", case.name);
+        assert!(err <= tol, "{label} case {} {:?} {what}: error {err:e} > {tol:e}", case.name, case.sampling);
     }
     errors
 }
@@ -209,7 +240,7 @@ pub fn run_suite<B: PointSampleAutodiffBackend>(label: &str, device: &B::Device,
             let mut worst = [0.0f64; 3];
             for case in cases {
                 if std::env::var_os("CUBEOPS_TEST_VERBOSE").is_some() {
-                    println!("{label} {dtype:?} {layout:?} {} {:?} align_corners={}", case.name, case.dims, case.align_corners);
+                    println!("{label} {dtype:?} {layout:?} {} {:?} {:?}", case.name, case.dims, case.sampling);
                 }
                 let want = reference_outcome(case, dtype);
                 let got = run::<B>(case, dtype, layout, device);
