@@ -8,14 +8,18 @@ TensorDesc = Tuple[int, Tuple[int, ...], Tuple[int, ...], str, int, int]
 __version__: str
 
 # `stream` is a CUstream (torch.cuda.current_stream().cuda_stream) for CUDA tensors, 0 on the CPU.
+# mode: 'bilinear' | 'nearest'; padding_mode: 'zeros' | 'border' | 'reflection' (else ValueError).
 def point_sample_forward(
-    input: TensorDesc, points: TensorDesc, output: TensorDesc, align_corners: bool, stream: int
+    input: TensorDesc, points: TensorDesc, output: TensorDesc, align_corners: bool, mode: str, padding_mode: str, stream: int
 ) -> None: ...
 def point_sample_grad_input(
-    grad_output: TensorDesc, points: TensorDesc, grad_input: TensorDesc, align_corners: bool, stream: int
+    grad_output: TensorDesc, points: TensorDesc, grad_input: TensorDesc, align_corners: bool, mode: str, padding_mode: str,
+    stream: int,
 ) -> None: ...
+# Bilinear only on CUDA (nearest's gradient to the points is zero; the CPU writes zeros).
 def point_sample_grad_points(
-    grad_output: TensorDesc, input: TensorDesc, points: TensorDesc, grad_points: TensorDesc, align_corners: bool, stream: int
+    grad_output: TensorDesc, input: TensorDesc, points: TensorDesc, grad_points: TensorDesc, align_corners: bool, mode: str,
+    padding_mode: str, stream: int,
 ) -> None: ...
 def add_cuda_include_dirs(dirs: List[str]) -> None: ...
 def cuda_include_dirs() -> List[str]: ...

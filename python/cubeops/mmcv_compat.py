@@ -3,8 +3,9 @@
 - Provides a module `mmcv._ext` that answers every function name mmcv's ext_loader asks
   for, so `import mmcv.ops` works with pure-Python mmcv (mmcv-lite 2.x). Functions cubeops
   implements run on cubeops; the others raise NotImplementedError naming the op.
-- Makes `mmcv.ops.point_sample` run on cubeops (bilinear, zero padding: mmcv's default);
-  other `mode` / `padding_mode` values keep mmcv's own grid_sample implementation.
+- Makes `mmcv.ops.point_sample` run on cubeops for every `mode` ('bilinear', 'nearest') and
+  `padding_mode` ('zeros', 'border', 'reflection'); only grid_sample's `mode='bicubic'`
+  keeps mmcv's own grid_sample implementation.
 - `mmcv._ext.psamask_forward` / `psamask_backward` run on cubeops, so mmcv's own
   `mmcv.ops.PSAMask` module (PSAHead) works unchanged.
 
@@ -85,9 +86,9 @@ def point_sample(input, points, align_corners=False, **kwargs):
     unknown = set(kwargs) - {"mode", "padding_mode"}
     if unknown:
         raise TypeError(f"point_sample() got unexpected keyword argument(s) {sorted(unknown)}")
-    if kwargs.get("mode", "bilinear") == "bilinear" and kwargs.get("padding_mode", "zeros") == "zeros":
-        return _cubeops_point_sample(input, points, align_corners)
-    return original_point_sample(input, points, align_corners, **kwargs)
+    if kwargs.get("mode", "bilinear") == "bicubic":
+        return original_point_sample(input, points, align_corners, **kwargs)
+    return _cubeops_point_sample(input, points, align_corners, **kwargs)
 
 
 def _patch_point_sample_module(module) -> None:

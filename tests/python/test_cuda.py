@@ -72,3 +72,29 @@ def test_cuda_headers_found():
 
     dirs = _native.cuda_include_dirs()
     assert dirs and all((__import__("pathlib").Path(d)).is_dir() for d in dirs)
+
+
+@pytest.mark.parametrize("mode", ["bilinear", "nearest"])
+@pytest.mark.parametrize("padding_mode", ["zeros", "border", "reflection"])
+@pytest.mark.parametrize("align_corners", [False, True])
+@pytest.mark.parametrize("width", [4, 1])
+def test_non_finite_points_match_torch_cuda(mode, padding_mode, align_corners, width):
+    """The rules cubeops follows on every device for NaN / inf / huge points are those of
+    torch's CUDA kernels: checked here against torch itself, values and both gradients."""
+    gen = torch.Generator().manual_seed(5)
+    x = torch.randn(1, 3, 5, width, generator=gen).cuda().requires_grad_()
+    nan, inf = float("nan"), float("inf")
+    rows = [[nan, 0.3], [0.3, nan], [inf, 0.3], [-inf, 0.3], [0.3, inf], [nan, nan], [inf, -inf], [0.3, 0.6],
+            [1.7, -0.4]]
+    if padding_mode != "reflection":  # reflecting 1e30 is rounding noise, in torch too
+        rows += [[1e30, 0.3], [-1e30, 0.3]]
+    p = torch.tensor([rows]).cuda().requires_grad_()
+    kwargs = dict(mode=mode, padding_mode=padding_mode, align_corners=align_corners)
+    out = cubeops.point_sample(x, p, **kwargs)
+    want = grid_sample_point_sample(x, p, **kwargs)
+    torch.testing.assert_close(out, want, rtol=1e-5, atol=1e-5, equal_nan=True)
+    g = torch.randn(out.shape, generator=gen).cuda()
+    got = torch.autograd.grad(out, (x, p), g)
+    ref = torch.autograd.grad(want, (x, p), g)
+    for name, a, b in zip(("grad_input", "grad_points"), got, ref):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5, equal_nan=True, msg=lambda m: f"{name}: {m}")

@@ -31,13 +31,23 @@ def test_matches_mmcv_own_point_sample(device, align_corners, points_shape):
         torch.testing.assert_close(g, w, rtol=1e-10, atol=1e-10)
 
 
-def test_other_modes_keep_mmcv_implementation():
+def test_every_mode_runs_on_cubeops_bicubic_keeps_mmcv(monkeypatch):
+    """mode / padding_mode go to cubeops' kernels; only grid_sample's 'bicubic' (which
+    cubeops does not implement) keeps mmcv's own grid_sample code."""
+    calls = []
+    real = compat._cubeops_point_sample
+    monkeypatch.setattr(compat, "_cubeops_point_sample", lambda *a, **k: calls.append(k) or real(*a, **k))
     x = torch.randn(1, 2, 5, 5, dtype=torch.float64)
-    p = torch.rand(1, 9, 2, dtype=torch.float64)
-    for kwargs in ({"mode": "nearest"}, {"padding_mode": "border"}):
+    p = torch.rand(1, 9, 2, dtype=torch.float64) * 3 - 1
+    for kwargs in ({"mode": "nearest"}, {"padding_mode": "border"}, {"mode": "nearest", "padding_mode": "reflection"}):
         torch.testing.assert_close(
             mmcv_ops.point_sample(x, p, **kwargs), compat.original_point_sample(x, p, **kwargs)
         )
+    assert calls == [{"mode": "nearest"}, {"padding_mode": "border"}, {"mode": "nearest", "padding_mode": "reflection"}]
+    torch.testing.assert_close(
+        mmcv_ops.point_sample(x, p, mode="bicubic"), compat.original_point_sample(x, p, mode="bicubic")
+    )
+    assert len(calls) == 3
     with pytest.raises(TypeError, match="unexpected keyword argument"):
         mmcv_ops.point_sample(x, p, interpolation="bilinear")
 

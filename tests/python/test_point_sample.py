@@ -17,11 +17,15 @@ def make(n, c, h, w, points_shape, dtype=torch.float64, device="cpu", seed=0, lo
     return x.to(device, dtype), p.to(device, dtype)
 
 
-def assert_matches_grid_sample(x, p, align_corners, rtol, atol):
-    got = forward_and_grads(cubeops.point_sample, x, p, align_corners=align_corners)
+SAMPLINGS = [(m, pad) for m in ("bilinear", "nearest") for pad in ("zeros", "border", "reflection")]
+SAMPLING_IDS = [f"{m}-{pad}" for m, pad in SAMPLINGS]
+
+
+def assert_matches_grid_sample(x, p, align_corners, rtol, atol, **modes):
+    got = forward_and_grads(cubeops.point_sample, x, p, align_corners=align_corners, **modes)
     # The reference runs in float64 on the same (rounded) values.
     want = forward_and_grads(
-        grid_sample_point_sample, x.double(), p.double(), grad_dtype=x.dtype, align_corners=align_corners
+        grid_sample_point_sample, x.double(), p.double(), grad_dtype=x.dtype, align_corners=align_corners, **modes
     )
     for name, g, w in zip(("output", "grad_input", "grad_points"), got, want):
         assert g.dtype == x.dtype and g.shape == w.shape, name
@@ -33,11 +37,14 @@ def assert_matches_grid_sample(x, p, align_corners, rtol, atol):
 @pytest.mark.parametrize("points_shape", [(37,), (4, 6)], ids=["points3d", "points4d"])
 @pytest.mark.parametrize("layout", ["nchw", "channels_last"])
 @pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-10), (torch.float32, 1e-5)], ids=["f64", "f32"])
-def test_matches_grid_sample(device, align_corners, points_shape, layout, dtype, tol):
-    x, p = make(2, 5, 9, 7, points_shape, dtype, device)
+@pytest.mark.parametrize("mode,padding_mode", SAMPLINGS, ids=SAMPLING_IDS)
+def test_matches_grid_sample(device, align_corners, points_shape, layout, dtype, tol, mode, padding_mode):
+    # Border and reflection: points up to two map widths away (several mirror images).
+    lo, hi = (-0.2, 1.2) if padding_mode == "zeros" else (-2.0, 3.0)
+    x, p = make(2, 5, 9, 7, points_shape, dtype, device, lo=lo, hi=hi)
     if layout == "channels_last":
         x = x.contiguous(memory_format=torch.channels_last)
-    assert_matches_grid_sample(x, p, align_corners, rtol=tol, atol=tol)
+    assert_matches_grid_sample(x, p, align_corners, rtol=tol, atol=tol, mode=mode, padding_mode=padding_mode)
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -58,24 +65,50 @@ def test_strided_and_offset_inputs(device):
     assert_matches_grid_sample(x, p, True, rtol=1e-10, atol=1e-10)
 
 
-def test_gradcheck():
+@pytest.mark.parametrize("mode,padding_mode", SAMPLINGS, ids=SAMPLING_IDS)
+def test_gradcheck(mode, padding_mode):
+    # Nearest is piecewise constant in the points: only the input's gradient is checked.
+    lo, hi = (0.05, 0.95) if padding_mode == "zeros" else (-1.3, 2.3)
     for align_corners in (False, True):
         for points_shape in ((13,), (3, 4)):
-            x, p = make(2, 3, 5, 6, points_shape, seed=7, lo=0.05, hi=0.95)
+            x, p = make(2, 3, 5, 6, points_shape, seed=7, lo=lo, hi=hi)
             x.requires_grad_()
-            p.requires_grad_()
-            assert torch.autograd.gradcheck(lambda a, b: cubeops.point_sample(a, b, align_corners), (x, p))
+            p.requires_grad_(mode == "bilinear")
+            fn = lambda a, b: cubeops.point_sample(a, b, align_corners, mode=mode, padding_mode=padding_mode)  # noqa: E731
+            assert torch.autograd.gradcheck(fn, (x, p))
 
 
-def test_opcheck():
+@pytest.mark.parametrize("sampling", [(False, "bilinear", "zeros"), (True, "nearest", "reflection"), (False, "bilinear", "border")])
+def test_opcheck(sampling):
     """torch.library's own checks of the registrations: schema, fake tensors, autograd."""
     from cubeops.ops import point_sample as ops
 
     x, p = make(2, 3, 5, 6, (11,), seed=8)
     g = torch.randn(2, 3, 11, dtype=torch.float64)
-    torch.library.opcheck(ops._forward, (x.requires_grad_(), p.requires_grad_(), False))
-    torch.library.opcheck(ops._grad_input, (g, x.detach(), p.detach(), True))
-    torch.library.opcheck(ops._grad_points, (g, x.detach(), p.detach(), True))
+    torch.library.opcheck(ops._forward, (x.requires_grad_(), p.requires_grad_(), *sampling))
+    torch.library.opcheck(ops._grad_input, (g, x.detach(), p.detach(), *sampling))
+    torch.library.opcheck(ops._grad_points, (g, x.detach(), p.detach(), *sampling))
+
+
+def test_nearest_gives_points_zero_gradient():
+    x, p = make(1, 2, 4, 4, (9,), seed=12)
+    p.requires_grad_()
+    out = cubeops.point_sample(x, p, mode="nearest")
+    (grad,) = torch.autograd.grad(out.sum(), p)
+    assert torch.equal(grad, torch.zeros_like(p))
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    ({"mode": "bicubic"}, "`mode` must be one of ('bilinear', 'nearest'), got 'bicubic'"),
+    ({"padding_mode": "wrap"}, "`padding_mode` must be one of ('zeros', 'border', 'reflection'), got 'wrap'"),
+])
+def test_unsupported_modes_raise(kwargs, message):
+    x, p = make(1, 1, 2, 2, (3,))
+    with pytest.raises(ValueError) as info:
+        cubeops.point_sample(x, p, **kwargs)
+    assert message in str(info.value)
+    with pytest.raises(TypeError, match="interpolation"):
+        cubeops.point_sample(x, p, interpolation="bilinear")
 
 
 def test_torch_compile_fullgraph():
@@ -121,6 +154,43 @@ def test_non_finite_points_sample_zero():
     assert torch.isfinite(x.grad).all()
 
 
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("mode", ["bilinear", "nearest"])
+@pytest.mark.parametrize("padding_mode", ["border", "reflection"])
+def test_non_finite_points_with_padding(device, mode, padding_mode):
+    """torch's CUDA rules (test_cuda checks them against torch on the GPU; torch's CPU kernel
+    reads out of bounds here): a position that is NaN after padding reads pixel 0 and gets
+    and gives no gradient; under border, +-inf is clamped to the edge like any far point."""
+    x = torch.arange(16.0, dtype=torch.float64, device=device).reshape(1, 1, 4, 4).requires_grad_()
+    nan, inf = float("nan"), float("inf")
+    p = torch.tensor([[[nan, 0.6], [0.6, nan], [inf, 0.6], [-inf, 0.6]]], dtype=torch.float64, device=device)
+    p.requires_grad_()
+    out = cubeops.point_sample(x, p, mode=mode, padding_mode=padding_mode)
+    # The NaN axis reads pixel 0 (x = 0 / y = 0); the other axis is sampled as usual.
+    at = lambda q: grid_sample_point_sample(x.detach(), q, mode=mode, padding_mode=padding_mode)[0, 0, 0]  # noqa: E731
+    pixel0 = 0.5 / 4  # normalised position of pixel 0 with align_corners=False
+    t = lambda *v: torch.tensor([[v]], dtype=torch.float64, device=device)  # noqa: E731
+    want = [at(t(pixel0, 0.6)), at(t(0.6, pixel0))]
+    if padding_mode == "border":
+        want += [at(t(1e6, 0.6)), at(t(-1e6, 0.6))]
+    else:  # inf reflects to NaN
+        want += [at(t(pixel0, 0.6))] * 2
+    torch.testing.assert_close(out[0, 0], torch.stack(want))
+    out.sum().backward()
+    assert torch.equal(p.grad[0, :2], torch.zeros(2, 2, dtype=torch.float64))
+    if padding_mode == "border":
+        # The clamped infinite points give gradients like any far point: to the input, and to
+        # their finite y coordinate.
+        far = torch.cat([t(1e6, 0.6), t(-1e6, 0.6)], dim=1).requires_grad_()
+        want_gx, want_gp = torch.autograd.grad(
+            grid_sample_point_sample(x, far, mode=mode, padding_mode="border").sum(), (x, far), allow_unused=True)
+        torch.testing.assert_close(x.grad, want_gx)
+        torch.testing.assert_close(p.grad[:, 2:], want_gp if want_gp is not None else torch.zeros_like(far))
+    else:
+        assert torch.equal(p.grad, torch.zeros_like(p))
+        assert torch.equal(x.grad, torch.zeros_like(x))
+
+
 BAD_INPUTS = [
     ("input", lambda x, p: ([1.0], p), TypeError, "`input` must be a torch.Tensor"),
     ("points", lambda x, p: (x, None), TypeError, "`points` must be a torch.Tensor"),
@@ -154,9 +224,11 @@ def test_bridge_rejects_memory_it_cannot_reach():
     ptr, shape, strides, dtype, device, available = describe(x)
     lying = (ptr, (1, 2, 30, 3), strides, dtype, device, available)
     with pytest.raises(ValueError, match="`input`: shape .* reaches past"):
-        _native.point_sample_forward(lying, describe(p), describe(out), False, 0)
+        _native.point_sample_forward(lying, describe(p), describe(out), False, "bilinear", "zeros", 0)
     with pytest.raises(TypeError, match="`points` has dtype"):
-        _native.point_sample_forward(describe(x), describe(p.float()), describe(out), False, 0)
+        _native.point_sample_forward(describe(x), describe(p.float()), describe(out), False, "bilinear", "zeros", 0)
+    with pytest.raises(ValueError, match="padding_mode must be 'zeros', 'border' or 'reflection', got 'wrap'"):
+        _native.point_sample_forward(describe(x), describe(p), describe(out), False, "bilinear", "wrap", 0)
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -165,7 +237,10 @@ def test_eager_path_equals_custom_op(device):
     must give the very same values and gradients."""
     x, p = make(2, 3, 6, 5, (21,), torch.float32, device, seed=11)
     eager = forward_and_grads(cubeops.point_sample, x, p, align_corners=True)
-    op = forward_and_grads(lambda a, b, align_corners: torch.ops.cubeops.point_sample(a, b, align_corners), x, p, align_corners=True)
+    op = forward_and_grads(
+        lambda a, b, align_corners: torch.ops.cubeops.point_sample(a, b, align_corners, "bilinear", "zeros"),
+        x, p, align_corners=True,
+    )
     assert torch.equal(eager[0], op[0])
     # The input gradient adds with float atomics on CUDA: equal up to the order of additions.
     for e, o in zip(eager[1:], op[1:]):

@@ -14,14 +14,22 @@ from .. import _native
 from .._bridge import SUPPORTED_DTYPES, describe, stream
 
 
-def _run_forward(input: Tensor, points: Tensor, align_corners: bool) -> Tensor:
+MODES = ("bilinear", "nearest")
+PADDING_MODES = ("zeros", "border", "reflection")
+
+
+def _run_forward(input: Tensor, points: Tensor, align_corners: bool, mode: str, padding_mode: str) -> Tensor:
     n, c = input.shape[:2]
     out = input.new_empty((n, c, points.shape[1]))
-    _native.point_sample_forward(describe(input), describe(points), describe(out), align_corners, stream(input))
+    _native.point_sample_forward(
+        describe(input), describe(points), describe(out), align_corners, mode, padding_mode, stream(input)
+    )
     return out
 
 
-def _run_grad_input(grad_output: Tensor, input: Tensor, points: Tensor, align_corners: bool) -> Tensor:
+def _run_grad_input(
+    grad_output: Tensor, input: Tensor, points: Tensor, align_corners: bool, mode: str, padding_mode: str
+) -> Tensor:
     # `input` gives the shape, dtype, device and layout; its values are not read.
     if input.device.type == "cpu":
         grad_input = input.new_empty(input.shape)
@@ -30,63 +38,77 @@ def _run_grad_input(grad_output: Tensor, input: Tensor, points: Tensor, align_co
         acc = torch.float64 if input.dtype == torch.float64 else torch.float32
         grad_input = torch.zeros_like(input, dtype=acc)
     _native.point_sample_grad_input(
-        describe(grad_output), describe(points), describe(grad_input), align_corners, stream(input)
+        describe(grad_output), describe(points), describe(grad_input), align_corners, mode, padding_mode, stream(input)
     )
     return grad_input.to(input.dtype)
 
 
-def _run_grad_points(grad_output: Tensor, input: Tensor, points: Tensor, align_corners: bool) -> Tensor:
+def _run_grad_points(
+    grad_output: Tensor, input: Tensor, points: Tensor, align_corners: bool, mode: str, padding_mode: str
+) -> Tensor:
+    if mode == "nearest":
+        # Piecewise constant: torch's grid_sample also gives the grid a zero gradient.
+        return torch.zeros_like(points, memory_format=torch.contiguous_format)
     grad_points = points.new_empty(points.shape)
     _native.point_sample_grad_points(
-        describe(grad_output), describe(input), describe(points), describe(grad_points), align_corners, stream(input)
+        describe(grad_output), describe(input), describe(points), describe(grad_points),
+        align_corners, mode, padding_mode, stream(input),
     )
     return grad_points
 
 
 @torch.library.custom_op("cubeops::point_sample", mutates_args=())
-def _forward(input: Tensor, points: Tensor, align_corners: bool) -> Tensor:
-    return _run_forward(input, points, align_corners)
+def _forward(input: Tensor, points: Tensor, align_corners: bool, mode: str, padding_mode: str) -> Tensor:
+    return _run_forward(input, points, align_corners, mode, padding_mode)
 
 
 @_forward.register_fake
-def _(input: Tensor, points: Tensor, align_corners: bool) -> Tensor:
+def _(input: Tensor, points: Tensor, align_corners: bool, mode: str, padding_mode: str) -> Tensor:
     return input.new_empty((input.shape[0], input.shape[1], points.shape[1]))
 
 
 @torch.library.custom_op("cubeops::point_sample_grad_input", mutates_args=())
-def _grad_input(grad_output: Tensor, input: Tensor, points: Tensor, align_corners: bool) -> Tensor:
-    return _run_grad_input(grad_output, input, points, align_corners)
+def _grad_input(
+    grad_output: Tensor, input: Tensor, points: Tensor, align_corners: bool, mode: str, padding_mode: str
+) -> Tensor:
+    return _run_grad_input(grad_output, input, points, align_corners, mode, padding_mode)
 
 
 @_grad_input.register_fake
-def _(grad_output: Tensor, input: Tensor, points: Tensor, align_corners: bool) -> Tensor:
+def _(
+    grad_output: Tensor, input: Tensor, points: Tensor, align_corners: bool, mode: str, padding_mode: str
+) -> Tensor:
     return torch.empty_like(input) if input.device.type != "cpu" else input.new_empty(input.shape)
 
 
 @torch.library.custom_op("cubeops::point_sample_grad_points", mutates_args=())
-def _grad_points(grad_output: Tensor, input: Tensor, points: Tensor, align_corners: bool) -> Tensor:
-    return _run_grad_points(grad_output, input, points, align_corners)
+def _grad_points(
+    grad_output: Tensor, input: Tensor, points: Tensor, align_corners: bool, mode: str, padding_mode: str
+) -> Tensor:
+    return _run_grad_points(grad_output, input, points, align_corners, mode, padding_mode)
 
 
 @_grad_points.register_fake
-def _(grad_output: Tensor, input: Tensor, points: Tensor, align_corners: bool) -> Tensor:
+def _(
+    grad_output: Tensor, input: Tensor, points: Tensor, align_corners: bool, mode: str, padding_mode: str
+) -> Tensor:
     return points.new_empty(points.shape)
 
 
 def _setup_context(ctx, inputs, output):
-    input, points, align_corners = inputs
+    input, points, *sampling = inputs
     ctx.save_for_backward(input, points)
-    ctx.align_corners = align_corners
+    ctx.sampling = tuple(sampling)  # align_corners, mode, padding_mode
 
 
 def _gradients(ctx, grad_output, grad_input_fn, grad_points_fn):
     input, points = ctx.saved_tensors
     grad_input = grad_points = None
     if ctx.needs_input_grad[0]:
-        grad_input = grad_input_fn(grad_output, input, points, ctx.align_corners)
+        grad_input = grad_input_fn(grad_output, input, points, *ctx.sampling)
     if ctx.needs_input_grad[1]:
-        grad_points = grad_points_fn(grad_output, input, points, ctx.align_corners)
-    return grad_input, grad_points, None
+        grad_points = grad_points_fn(grad_output, input, points, *ctx.sampling)
+    return grad_input, grad_points, None, None, None
 
 
 def _backward(ctx, grad_output):
@@ -100,9 +122,9 @@ class _EagerPointSample(torch.autograd.Function):
     """The custom ops' kernels and gradients without torch.library's dispatch (eager mode)."""
 
     @staticmethod
-    def forward(ctx, input, points, align_corners):
-        _setup_context(ctx, (input, points, align_corners), None)
-        return _run_forward(input, points, align_corners)
+    def forward(ctx, input, points, align_corners, mode, padding_mode):
+        _setup_context(ctx, (input, points, align_corners, mode, padding_mode), None)
+        return _run_forward(input, points, align_corners, mode, padding_mode)
 
     @staticmethod
     def backward(ctx, grad_output):
@@ -143,17 +165,29 @@ def _autocast(input: Tensor, points: Tensor):
     return (input.float() if input.dtype in low else input), (points.float() if points.dtype in low else points)
 
 
-def point_sample(input: Tensor, points: Tensor, align_corners: bool = False) -> Tensor:
-    """Samples `input` at `points` with bilinear interpolation, zeros outside the map.
+def point_sample(
+    input: Tensor,
+    points: Tensor,
+    align_corners: bool = False,
+    *,
+    mode: str = "bilinear",
+    padding_mode: str = "zeros",
+) -> Tensor:
+    """Samples `input` at `points` (default: bilinear interpolation, zeros outside the map).
 
-    Same semantics as mmcv's `point_sample` (and as
-    `F.grid_sample(input, 2 * points - 1, align_corners=align_corners)`).
+    Same semantics as mmcv's `point_sample(input, points, align_corners, **kwargs)`, that is
+    `F.grid_sample(input, 2 * points - 1, mode=mode, padding_mode=padding_mode,
+    align_corners=align_corners)`.
 
     Args:
         input: (N, C, H, W) feature maps; any strides (channels-last is read in place).
         points: (N, P, 2) or (N, Hp, Wp, 2) points, (x, y) normalised to [0, 1].
         align_corners: as in grid_sample: True puts 0 and 1 on the centres of the corner
             pixels, False (default) on their outer edges.
+        mode: 'bilinear' (default) or 'nearest' (the nearest cell, ties to even; the points
+            get a zero gradient, as in grid_sample).
+        padding_mode: 'zeros' (default), 'border' (clamp to the edge pixels) or
+            'reflection' (mirror at the edges, then clamp).
 
     Returns:
         (N, C, P) or (N, C, Hp, Wp), same dtype and device as `input`; under
@@ -164,11 +198,15 @@ def point_sample(input: Tensor, points: Tensor, align_corners: bool = False) -> 
         # Before the dtype check: under autocast bf16 features meet float32 points.
         input, points = _autocast(input, points)
     _check(input, points)
+    if mode not in MODES:
+        raise ValueError(f"point_sample(): `mode` must be one of {MODES}, got {mode!r}")
+    if padding_mode not in PADDING_MODES:
+        raise ValueError(f"point_sample(): `padding_mode` must be one of {PADDING_MODES}, got {padding_mode!r}")
     n, c = input.shape[:2]
     # Explicit size: -1 is ambiguous for an empty batch.
     flat = points.reshape(n, points.shape[1:-1].numel(), 2)
     if torch.compiler.is_compiling():
-        out = _forward(input, flat, bool(align_corners))
+        out = _forward(input, flat, bool(align_corners), mode, padding_mode)
     else:
-        out = _EagerPointSample.apply(input, flat, bool(align_corners))
+        out = _EagerPointSample.apply(input, flat, bool(align_corners), mode, padding_mode)
     return out if points.dim() == 3 else out.reshape(n, c, *points.shape[1:3])
