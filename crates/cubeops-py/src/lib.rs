@@ -201,6 +201,12 @@ fn cuda_include_dirs() -> PyResult<Vec<PathBuf>> {
 }
 
 /// NVRTC's (major, minor) version, or a RuntimeError saying what to install.
+/// Kernel modules loaded on CUDA devices so far (bounded: one per variant, dtype and device).
+#[pyfunction]
+fn loaded_kernels() -> usize {
+    cubeops_kernels::cuda::loaded_kernels()
+}
+
 #[pyfunction]
 fn nvrtc_version() -> PyResult<(i32, i32)> {
     cubeops_kernels::cuda::compile::nvrtc_version()
@@ -223,6 +229,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(add_cuda_include_dirs, m)?)?;
     m.add_function(wrap_pyfunction!(cuda_include_dirs, m)?)?;
     m.add_function(wrap_pyfunction!(nvrtc_version, m)?)?;
+    m.add_function(wrap_pyfunction!(loaded_kernels, m)?)?;
     m.add_function(wrap_pyfunction!(min_nvrtc, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())

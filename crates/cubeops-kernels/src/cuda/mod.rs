@@ -74,6 +74,12 @@ type Key = (Kernel, Variant, StorageType, usize);
 
 static LOADED: Mutex<Option<HashMap<Key, Loaded>>> = Mutex::new(None);
 
+/// How many kernel modules are loaded (one per kernel, variant, dtype and device used so
+/// far): bounded by the variants shipped, whatever the shapes (shapes are runtime arguments).
+pub fn loaded_kernels() -> usize {
+    LOADED.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map_or(0, HashMap::len)
+}
+
 fn driver<T>(what: &str, result: Result<T, cudarc::driver::DriverError>) -> Result<T, String> {
     result.map_err(|e| format!("CUDA driver: {what} failed: {e:?}"))
 }

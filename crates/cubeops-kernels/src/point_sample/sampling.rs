@@ -149,11 +149,16 @@ fn locate_axis<A: Float>(p: A, size: A, #[comptime] sampling: Sampling, #[compti
     let last = size - A::new(1.0);
     let scale = if align_corners { last } else { size };
     let offset = if align_corners { A::new(0.0) } else { A::new(0.5) };
-    let pixel = p * scale - offset;
+    // `scaled` is rounded once; `scale_error` is that rounding, exactly (fma), added back to
+    // the fraction below: far outside the map (border, reflection) the pixel position is
+    // large and its rounding would otherwise reach the bilinear weights (~2e-6 px at 27 px).
+    let scaled = p * scale;
+    let scale_error = fma(p, scale, -scaled);
+    let pixel = scaled - offset;
     let padded = match sampling.padding {
-        Padding::Zeros => Padded::<A> { coord: pixel, slope: scale },
-        Padding::Border => Padded::<A> { coord: clip::<A>(pixel, last), slope: scale * inside_slope::<A>(pixel, last) },
-        Padding::Reflection => reflect::<A>(pixel, size, scale, align_corners),
+        Padding::Zeros => Padded::<A> { coord: pixel, dir: A::new(1.0) },
+        Padding::Border => Padded::<A> { coord: clip::<A>(pixel, last), dir: inside_slope::<A>(pixel, last) },
+        Padding::Reflection => reflect::<A>(pixel, size, align_corners),
     };
     let nan = is_nan::<A>(padded.coord);
     let valid = if comptime!(sampling.padding == Padding::Zeros || backward) { !nan } else { true.runtime() };
@@ -166,25 +171,28 @@ fn locate_axis<A: Float>(p: A, size: A, #[comptime] sampling: Sampling, #[compti
             let frac = match sampling.padding {
                 // Unpadded positions are recomputed with one rounding (see `fraction`).
                 Padding::Zeros => select(nan, A::new(0.0), fraction::<A>(p, scale, offset, cell)),
-                _ => coord - cell,
+                // d coord / d pixel is +-1 where not clamped, 0 where clamped (an exact edge,
+                // and the only case an infinite or NaN position reaches here).
+                _ => coord - cell + select(padded.dir == A::new(0.0), A::new(0.0), padded.dir * scale_error),
             };
             (cell, frac)
         }
     };
-    Axis::<A> { cell, frac, slope: padded.slope, valid }
+    Axis::<A> { cell, frac, slope: scale * padded.dir, valid }
 }
 
-/// A pixel position after padding, and its derivative by the point coordinate.
+/// A pixel position after padding, and its derivative by the unpadded position (+1, -1 where
+/// mirrored, 0 where clamped).
 #[derive(CubeType)]
 struct Padded<A: Float> {
     coord: A,
-    slope: A,
+    dir: A,
 }
 
 /// torch's `reflect_coordinates` then `clip_coordinates` (with their `_set_grad` slopes) of
-/// `pixel` on an axis of `size` pixels; `scale` is d pixel / d point.
+/// `pixel` on an axis of `size` pixels.
 #[cube]
-fn reflect<A: Float>(pixel: A, size: A, scale: A, #[comptime] align_corners: bool) -> Padded<A> {
+fn reflect<A: Float>(pixel: A, size: A, #[comptime] align_corners: bool) -> Padded<A> {
     let last = size - A::new(1.0);
     // Mirror lines: pixel centres 0 and size - 1, or outer edges -0.5 and size - 0.5.
     let low = if align_corners { A::new(0.0) } else { A::new(-0.5) };
@@ -200,7 +208,7 @@ fn reflect<A: Float>(pixel: A, size: A, scale: A, #[comptime] align_corners: boo
     let degenerate = span == A::new(0.0);
     let reflected = select(degenerate, A::new(0.0), select(odd, span - extra, extra) + low);
     let mirror = select(degenerate, A::new(0.0), select(odd, -sign, sign));
-    Padded::<A> { coord: clip::<A>(reflected, last), slope: scale * mirror * inside_slope::<A>(reflected, last) }
+    Padded::<A> { coord: clip::<A>(reflected, last), dir: mirror * inside_slope::<A>(reflected, last) }
 }
 
 /// torch's `clip_coordinates` in the forward kernel: into [0, last], NaN kept (the caller
