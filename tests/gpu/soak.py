@@ -4,11 +4,17 @@ loaded-kernel count bounded; otherwise the exit status is 1.
 
     python tests/gpu/soak.py --calls 100000 --csv soak.csv          # on a GPU
     python tests/gpu/soak.py --device cpu --calls 300 --every 100   # the CI smoke run
+    python tests/gpu/soak.py --replot soak.csv --png soak.png       # plot a recorded run
 
 Recorded every `--every` calls: process RSS, torch's allocated and reserved CUDA memory,
-device memory in use (cuMemGetInfo through torch.cuda.mem_get_info), kernel modules loaded
+device memory in use (cuMemGetInfo through torch.cuda.mem_get_info) and the part of it outside
+torch's caching allocator (used - reserved), kernel modules loaded
 (cubeops._native.loaded_kernels) and files in the PTX disk cache. The Python bridge launches
 on torch's memory (no cubecl memory pool is involved), so torch's numbers cover it.
+
+Flat means, from the end of warm-up to the last sample: RSS and device memory outside torch's
+cache grow by at most 64 MiB, torch's allocated memory returns to where it was (1 MiB). torch's
+reserved memory (freed blocks it keeps for reuse) may grow as new shapes come: reported only.
 """
 
 import argparse
@@ -77,10 +83,37 @@ def sample(i: int, start: float, device: str) -> dict:
     if device == "cuda":
         torch.cuda.synchronize()
         free, total = torch.cuda.mem_get_info()
-        row.update(torch_allocated_mib=torch.cuda.memory_allocated() / 2**20,
-                   torch_reserved_mib=torch.cuda.memory_reserved() / 2**20,
-                   device_used_mib=(total - free) / 2**20)
+        reserved = torch.cuda.memory_reserved()
+        row.update(torch_allocated_mib=torch.cuda.memory_allocated() / 2**20, torch_reserved_mib=reserved / 2**20,
+                   device_used_mib=(total - free) / 2**20, device_other_mib=(total - free - reserved) / 2**20)
     return row
+
+
+def plot(rows: list, png: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    calls = [int(r["call"]) for r in rows]
+    rows = [{k: float(v) for k, v in r.items()} for r in rows]
+    if "torch_reserved_mib" in rows[0]:
+        for r in rows:
+            r["device_other_mib"] = r["device_used_mib"] - r["torch_reserved_mib"]
+    keys = [k for k in ("rss_mib", "torch_allocated_mib", "torch_reserved_mib", "device_used_mib", "device_other_mib")
+            if k in rows[0]]
+    fig, (mem, ker) = plt.subplots(2, 1, figsize=(8, 6), sharex=True, height_ratios=[3, 1])
+    for k in keys:
+        mem.plot(calls, [float(r[k]) for r in rows], label=k.replace("_mib", ""))
+    mem.set_ylabel("MiB")
+    mem.legend(loc="center right")
+    mem.set_title("cubeops soak: memory over forward+backward calls")
+    ker.plot(calls, [int(r["loaded_kernels"]) for r in rows], color="k")
+    ker.set_ylabel("kernels loaded")
+    ker.set_xlabel("calls")
+    fig.tight_layout()
+    fig.savefig(png, dpi=110)
+    print(f"wrote {png}")
 
 
 def main() -> int:
@@ -91,31 +124,60 @@ def main() -> int:
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--csv", type=Path, default=None)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--png", type=Path, default=None, help="plot the memory curves (needs matplotlib)")
+    ap.add_argument("--replot", type=Path, default=None, help="only plot this recorded CSV to --png")
     args = ap.parse_args()
+    if args.replot:
+        with open(args.replot) as f:
+            rows = list(csv.DictReader(f))
+        plot(rows, args.png or args.replot.with_suffix(".png"))
+        calls = int(rows[-1]["call"])
+        return 0 if verdict(rows, args.warmup if args.warmup is not None else calls // 10) else 1
     warmup = args.warmup if args.warmup is not None else args.calls // 10
     rng = random.Random(args.seed)
     rows, start = [], time.perf_counter()
     rows.append(sample(0, start, args.device))
+    # Written as it goes, so a run cut short still leaves its curve.
+    out = open(args.csv, "w", newline="") if args.csv else None
+    writer = csv.DictWriter(out, fieldnames=list(rows[0])) if out else None
+    if writer:
+        writer.writeheader()
+        writer.writerow(rows[0])
     for i in range(1, args.calls + 1):
         one_call(rng, args.device, check=i % (args.every * 5) == 1)
         if i % args.every == 0 or i == args.calls:
             row = sample(i, start, args.device)
             rows.append(row)
+            if writer:
+                writer.writerow(row)
+                out.flush()
             rate = i / max(row["seconds"], 1e-9)
-            print(f"\r[{i:>7}/{args.calls}] {rate:7.0f} calls/s  " + "  ".join(
+            line = f"[{i:>7}/{args.calls}] {rate:7.0f} calls/s  " + "  ".join(
                 f"{k}={v:.1f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()
-                if k not in ("call", "seconds")), end="", flush=True)
+                if k not in ("call", "seconds"))
+            # A live line on a terminal; one line per tenth of the run in a log.
+            if sys.stdout.isatty():
+                print("\r" + line, end="", flush=True)
+            elif i % max(args.calls // 10, 1) < args.every:
+                print(line, flush=True)
     print()
-    if args.csv:
-        with open(args.csv, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(rows[-1]))
-            writer.writeheader()
-            writer.writerows(rows)
+    if out:
+        out.close()
         print(f"wrote {args.csv}")
+    if args.png:
+        plot(rows, args.png)
 
-    # Flat after warm-up: growth from the first sample past warm-up to the end, and the spread.
+    return 0 if verdict(rows, warmup) else 1
+
+
+def verdict(rows: list, warmup: int) -> bool:
+    """Prints the flatness figures after warm-up; True when flat and the kernels bounded."""
+    rows = [{k: float(v) for k, v in r.items()} for r in rows]
+    if rows and "device_other_mib" not in rows[0] and "torch_reserved_mib" in rows[0]:
+        for r in rows:  # CSVs recorded before the column existed
+            r["device_other_mib"] = r["device_used_mib"] - r["torch_reserved_mib"]
     after = [r for r in rows if r["call"] >= warmup] or rows[-1:]
-    limits = {"rss_mib": 64.0, "torch_allocated_mib": 1.0, "device_used_mib": 64.0}
+    limits = {"rss_mib": 64.0, "torch_allocated_mib": 1.0, "device_other_mib": 64.0}
     ok = True
     for key, limit in limits.items():
         if key not in after[0]:
@@ -126,16 +188,17 @@ def main() -> int:
         ok &= flat
         print(f"{key:>20}: after warm-up {values[0]:.1f} -> {values[-1]:.1f} MiB (growth {growth:+.1f}, "
               f"spread {spread:.1f}; limit {limit:g}): {'flat' if flat else 'GROWING'}")
-    if "torch_reserved_mib" in after[0]:
-        print(f"  torch_reserved_mib: {after[0]['torch_reserved_mib']:.1f} -> {after[-1]['torch_reserved_mib']:.1f} "
-              f"(max {max(r['torch_reserved_mib'] for r in after):.1f})")
-    kernels = rows[-1]["loaded_kernels"]
+    for key in ("torch_reserved_mib", "device_used_mib"):
+        if key in after[0]:
+            print(f"{key:>20}: after warm-up {after[0][key]:.1f} -> {after[-1][key]:.1f} MiB "
+                  f"(max {max(r[key] for r in after):.1f}; torch's cache, reported only)")
+    kernels = int(rows[-1]["loaded_kernels"])
     # 464 point_sample/PSAMask variants exist per device (docs/gpu-support.md).
     bounded = kernels <= 464
     ok &= bounded
-    print(f"loaded kernels: {kernels} (bound 464 per device), PTX cache files: {rows[-1]['ptx_cache_files']}")
-    print(f"{args.calls} calls in {rows[-1]['seconds']:.1f} s: {'PASS' if ok else 'FAIL'}")
-    return 0 if ok else 1
+    print(f"loaded kernels: {kernels} (bound 464 per device), PTX cache files: {int(rows[-1]['ptx_cache_files'])}")
+    print(f"{int(rows[-1]['call'])} calls in {rows[-1]['seconds']:.1f} s: {'PASS' if ok else 'FAIL'}")
+    return ok
 
 
 if __name__ == "__main__":

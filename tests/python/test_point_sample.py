@@ -177,7 +177,7 @@ def test_non_finite_points_with_padding(device, mode, padding_mode):
         want += [at(t(pixel0, 0.6))] * 2
     torch.testing.assert_close(out[0, 0], torch.stack(want))
     out.sum().backward()
-    assert torch.equal(p.grad[0, :2], torch.zeros(2, 2, dtype=torch.float64))
+    assert torch.equal(p.grad[0, :2], torch.zeros_like(p.grad[0, :2]))
     if padding_mode == "border":
         # The clamped infinite points give gradients like any far point: to the input, and to
         # their finite y coordinate.
