@@ -37,9 +37,9 @@ def host_overhead(dev):
     out = torch.empty(1, 1, 1, device=dev)
     calls = {
         "cubeops.point_sample (validation + custom op)": lambda: cubeops.point_sample(x, p),
-        "torch.ops.cubeops.point_sample (custom op)": lambda: torch.ops.cubeops.point_sample(x, p, False),
+        "torch.ops.cubeops.point_sample (custom op)": lambda: torch.ops.cubeops.point_sample(x, p, False, "bilinear", "zeros"),
         "_native.point_sample_forward (bridge + launch)": lambda: _native.point_sample_forward(
-            describe(x), describe(p), describe(out), False, stream(x)
+            describe(x), describe(p), describe(out), False, "bilinear", "zeros", stream(x)
         ),
         "F.grid_sample (torch)": lambda: grid_sample_point_sample(x, p),
     }
