@@ -19,6 +19,7 @@ reserved memory (freed blocks it keeps for reuse) may grow as new shapes come: r
 
 import argparse
 import csv
+import ctypes
 import os
 import random
 import sys
@@ -36,6 +37,12 @@ DTYPES = [torch.float32, torch.bfloat16, torch.float16]
 
 
 def rss_bytes() -> int:
+    """Resident memory after handing free heap pages back (glibc keeps freed blocks below
+    its mmap threshold, which would show as tens of MiB of noise between samples)."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
@@ -89,6 +96,15 @@ def sample(i: int, start: float, device: str) -> dict:
     return row
 
 
+def numeric(rows: list) -> list:
+    """Rows as floats, with device_other_mib derived where a CSV predates the column."""
+    rows = [{k: float(v) for k, v in r.items()} for r in rows]
+    for r in rows:
+        if "device_other_mib" not in r and "torch_reserved_mib" in r:
+            r["device_other_mib"] = r["device_used_mib"] - r["torch_reserved_mib"]
+    return rows
+
+
 def plot(rows: list, png: Path) -> None:
     import matplotlib
 
@@ -96,10 +112,7 @@ def plot(rows: list, png: Path) -> None:
     import matplotlib.pyplot as plt
 
     calls = [int(r["call"]) for r in rows]
-    rows = [{k: float(v) for k, v in r.items()} for r in rows]
-    if "torch_reserved_mib" in rows[0]:
-        for r in rows:
-            r["device_other_mib"] = r["device_used_mib"] - r["torch_reserved_mib"]
+    rows = numeric(rows)
     keys = [k for k in ("rss_mib", "torch_allocated_mib", "torch_reserved_mib", "device_used_mib", "device_other_mib")
             if k in rows[0]]
     fig, (mem, ker) = plt.subplots(2, 1, figsize=(8, 6), sharex=True, height_ratios=[3, 1])
@@ -172,10 +185,7 @@ def main() -> int:
 
 def verdict(rows: list, warmup: int) -> bool:
     """Prints the flatness figures after warm-up; True when flat and the kernels bounded."""
-    rows = [{k: float(v) for k, v in r.items()} for r in rows]
-    if rows and "device_other_mib" not in rows[0] and "torch_reserved_mib" in rows[0]:
-        for r in rows:  # CSVs recorded before the column existed
-            r["device_other_mib"] = r["device_used_mib"] - r["torch_reserved_mib"]
+    rows = numeric(rows)
     after = [r for r in rows if r["call"] >= warmup] or rows[-1:]
     limits = {"rss_mib": 64.0, "torch_allocated_mib": 1.0, "device_other_mib": 64.0}
     ok = True

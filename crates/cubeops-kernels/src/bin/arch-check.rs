@@ -20,7 +20,7 @@ use cubecl::ir::{ElemType, FloatKind, StorageType};
 use cubecl::prelude::*;
 use cubeops_kernels::cuda::compile::{arch_flag, kernel_source, nvrtc, nvrtc_version, Kernel};
 use cubeops_kernels::cuda::{add_include_dirs, include_dirs};
-use cubeops_kernels::point_sample::{Interpolation, Padding, Sampling, Variant};
+use cubeops_kernels::point_sample::{Interpolation, Sampling, Variant};
 
 const DEFAULT_ARCHS: [u32; 7] = [75, 80, 86, 89, 90, 100, 120];
 
@@ -56,20 +56,10 @@ fn variants() -> Vec<(Kernel, StorageType, Variant)> {
     out
 }
 
-/// align_corners x mode x padding; nearest has no backward-to-points kernel (its gradient
-/// is zero and nothing is launched).
+/// Every sampling, but no nearest backward-to-points kernel (its gradient is zero and
+/// nothing is launched).
 fn samplings(kernel: Kernel) -> Vec<Sampling> {
-    let modes: &[Interpolation] =
-        if kernel == Kernel::BackwardPoints { &[Interpolation::Bilinear] } else { &[Interpolation::Bilinear, Interpolation::Nearest] };
-    let mut out = Vec::new();
-    for align_corners in [false, true] {
-        for &mode in modes {
-            for padding in [Padding::Zeros, Padding::Border, Padding::Reflection] {
-                out.push(Sampling { align_corners, mode, padding });
-            }
-        }
-    }
-    out
+    Sampling::all().into_iter().filter(|s| kernel != Kernel::BackwardPoints || s.mode == Interpolation::Bilinear).collect()
 }
 
 fn label(kernel: Kernel, storage: StorageType, v: Variant) -> String {

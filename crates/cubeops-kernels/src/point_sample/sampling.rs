@@ -73,6 +73,19 @@ impl Sampling {
     pub fn bilinear(align_corners: bool) -> Self {
         Sampling { align_corners, ..Default::default() }
     }
+
+    /// All 12 combinations of align_corners x mode x padding, the default first.
+    pub fn all() -> Vec<Sampling> {
+        let mut out = Vec::with_capacity(12);
+        for mode in [Interpolation::Bilinear, Interpolation::Nearest] {
+            for padding in [Padding::Zeros, Padding::Border, Padding::Reflection] {
+                for align_corners in [false, true] {
+                    out.push(Sampling { align_corners, mode, padding });
+                }
+            }
+        }
+        out
+    }
 }
 
 impl std::str::FromStr for Interpolation {

@@ -97,18 +97,6 @@ mod tests {
     use super::*;
     use cubeops_kernels::point_sample::{Interpolation, Padding};
 
-    fn samplings() -> Vec<Sampling> {
-        let mut out = Vec::new();
-        for align_corners in [false, true] {
-            for mode in [Interpolation::Bilinear, Interpolation::Nearest] {
-                for padding in [Padding::Zeros, Padding::Border, Padding::Reflection] {
-                    out.push(Sampling { align_corners, mode, padding });
-                }
-            }
-        }
-        out
-    }
-
     /// Central differences of the forward reference must match its analytic gradients, for
     /// every mode and padding (points well outside the map exercise border and reflection).
     #[test]
@@ -118,7 +106,7 @@ mod tests {
         // Points away from cell edges (and mirror lines), where the function is differentiable.
         let points: Vec<f64> = (0..dims.points_len()).map(|i| -1.13 + 3.27 * ((i * 29 % 17) as f64 + 0.31) / 17.0).collect();
         let grad_out: Vec<f64> = (0..dims.output_len()).map(|i| ((i * 13 % 7) as f64 - 3.0) / 2.0).collect();
-        for sampling in samplings() {
+        for sampling in Sampling::all() {
             let (gi, gp) = backward(dims, &input, &points, &grad_out, sampling);
             let loss = |inp: &[f64], pts: &[f64]| -> f64 {
                 forward(dims, inp, pts, sampling).iter().zip(&grad_out).map(|(a, b)| a * b).sum()

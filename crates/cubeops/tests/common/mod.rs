@@ -5,7 +5,7 @@
 use burn::tensor::{DType, Tensor, TensorData};
 use cubeops::point_sample::reference::{self, RefDims};
 use cubeops::point_sample::{
-    point_sample, InputLayout, Interpolation, Padding, PointSampleAutodiffBackend, PointSampleOptions, Sampling,
+    point_sample, InputLayout, Padding, PointSampleAutodiffBackend, PointSampleOptions, Sampling,
 };
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -32,19 +32,6 @@ impl Case {
     }
 }
 
-/// Every combination of align_corners, mode and padding (default first).
-pub fn all_samplings() -> Vec<Sampling> {
-    let mut out = Vec::new();
-    for mode in [Interpolation::Bilinear, Interpolation::Nearest] {
-        for padding in [Padding::Zeros, Padding::Border, Padding::Reflection] {
-            for align_corners in [false, true] {
-                out.push(Sampling { align_corners, mode, padding });
-            }
-        }
-    }
-    out
-}
-
 fn dims(n: usize, channels: usize, height: usize, width: usize, num_points: usize) -> RefDims {
     RefDims { n, channels, height, width, num_points }
 }
@@ -66,7 +53,7 @@ pub fn random_cases(seed: u64, count: usize) -> Vec<Case> {
                 rng.random_range(1..=9),
                 rng.random_range(0..=40),
             );
-            let sampling = all_samplings()[i % 12];
+            let sampling = Sampling::all()[i % 12];
             let mut points = random_points(&mut rng, d.n * d.num_points);
             if sampling.padding != Padding::Zeros {
                 // Several mirror images away from the map.
@@ -82,7 +69,7 @@ pub fn random_cases(seed: u64, count: usize) -> Vec<Case> {
 pub fn edge_cases() -> Vec<Case> {
     let mut rng = StdRng::seed_from_u64(7);
     let mut cases = Vec::new();
-    for sampling in all_samplings() {
+    for sampling in Sampling::all() {
         // Dyadic positions: exact in every float type, so every backend sees the same cells.
         let k: Vec<f64> = (0..=8).map(|i| i as f64 / 8.0).collect();
         let border: Vec<f64> = k.iter().flat_map(|&y| k.iter().flat_map(move |&x| [x, y])).collect();
@@ -113,7 +100,7 @@ pub fn non_finite_cases() -> Vec<Case> {
     let mut rng = StdRng::seed_from_u64(11);
     let (nan, inf) = (f64::NAN, f64::INFINITY);
     let mut cases = Vec::new();
-    for sampling in all_samplings().into_iter().filter(|s| !s.align_corners) {
+    for sampling in Sampling::all().into_iter().filter(|s| !s.align_corners) {
         let huge = if sampling.padding == Padding::Reflection { 0.7 } else { 1e30 };
         let points = vec![nan, 0.5, 0.5, nan, inf, 0.5, -inf, 0.5, 0.5, inf, huge, 0.5, -huge, -huge, 0.3, 0.6];
         cases.push(Case::new("non_finite", dims(1, 2, 4, 4, 8), points, sampling, &mut rng));
