@@ -12,9 +12,10 @@ __version__: str
 def point_sample_forward(
     input: TensorDesc, points: TensorDesc, output: TensorDesc, align_corners: bool, mode: str, padding_mode: str, stream: int
 ) -> None: ...
+# `deterministic`: the CUDA kernel without float atomics (same bits on every run).
 def point_sample_grad_input(
     grad_output: TensorDesc, points: TensorDesc, grad_input: TensorDesc, align_corners: bool, mode: str, padding_mode: str,
-    stream: int,
+    deterministic: bool, stream: int,
 ) -> None: ...
 # Bilinear only on CUDA (nearest's gradient to the points is zero; the CPU writes zeros).
 def point_sample_grad_points(

@@ -114,3 +114,42 @@ def test_non_finite_points_match_torch_cuda(mode, padding_mode, align_corners, w
     ref = torch.autograd.grad(want, (x, p), g)
     for name, a, b in zip(("grad_input", "grad_points"), got, ref):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5, equal_nan=True, msg=lambda m: f"{name}: {m}")
+
+
+@pytest.fixture
+def deterministic_algorithms():
+    before = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True)
+    yield
+    torch.use_deterministic_algorithms(before)
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float64])
+@pytest.mark.parametrize("sampling", [{}, dict(mode="nearest", padding_mode="border", align_corners=True),
+                                      dict(padding_mode="reflection")])
+def test_deterministic_backward(deterministic_algorithms, channels_last, dtype, sampling):
+    """Under torch.use_deterministic_algorithms(True) (where torch's own grid_sample backward
+    raises on CUDA) the gradient to the input is the same bits on every run, and matches the
+    float64 reference. Many points share few cells, so float atomics would reorder sums."""
+    gen = torch.Generator().manual_seed(3)
+    x = torch.randn(2, 40, 24, 20, generator=gen, dtype=torch.float64)
+    p = torch.rand(2, 20000, 2, generator=gen, dtype=torch.float64) * 0.3 + 0.35
+    g = torch.randn(2, 40, 20000, generator=gen, dtype=torch.float64)
+    x_dev = x.to("cuda", dtype)
+    if channels_last:
+        x_dev = x_dev.contiguous(memory_format=torch.channels_last)
+    x_dev.requires_grad_()
+    p_dev = p.to("cuda", dtype)
+    runs = [torch.autograd.grad(cubeops.point_sample(x_dev, p_dev, **sampling), x_dev, g.to("cuda", dtype))[0]
+            for _ in range(3)]
+    assert all(torch.equal(runs[0], r) for r in runs[1:])
+    assert runs[0].is_contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+    # The reference sees the inputs rounded to dtype, in float64, with torch's CPU kernel.
+    xr = x.to(dtype).double().requires_grad_()
+    want = torch.autograd.grad(grid_sample_point_sample(xr, p.to(dtype).double(), **sampling), xr,
+                               g.to(dtype).double())[0]
+    tol = {torch.float32: 1e-4, torch.bfloat16: 5e-2, torch.float64: 1e-10}[dtype]
+    torch.testing.assert_close(runs[0].double().cpu(), want, rtol=tol, atol=tol)
+    with pytest.raises(RuntimeError, match="deterministic"):
+        grid_sample_point_sample(x_dev.float().detach().requires_grad_(), p_dev.float(), **sampling).sum().backward()

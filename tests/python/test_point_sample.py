@@ -245,3 +245,21 @@ def test_eager_path_equals_custom_op(device):
     # The input gradient adds with float atomics on CUDA: equal up to the order of additions.
     for e, o in zip(eager[1:], op[1:]):
         torch.testing.assert_close(e, o, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_deterministic_mode(device):
+    """torch.use_deterministic_algorithms(True) selects the kernel without float atomics on
+    CUDA (the CPU kernel has none): same gradients as grid_sample, the same bits twice."""
+    x, p = make(2, 5, 7, 6, (300,), dtype=torch.float32, device=device, seed=4)
+    before = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True)
+    try:
+        first = forward_and_grads(cubeops.point_sample, x, p)
+        again = forward_and_grads(cubeops.point_sample, x, p)
+    finally:
+        torch.use_deterministic_algorithms(before)
+    assert all(torch.equal(a, b) for a, b in zip(first, again))
+    want = forward_and_grads(grid_sample_point_sample, x.double(), p.double(), grad_dtype=x.dtype)
+    for name, g, w in zip(("output", "grad_input", "grad_points"), first, want):
+        torch.testing.assert_close(g.double(), w, rtol=1e-5, atol=1e-5, msg=lambda m: f"{name}: {m}")

@@ -63,15 +63,24 @@ pub fn forward(input: &TensorDesc, points: &TensorDesc, out: &TensorDesc, sampli
 }
 
 /// `grad_input` is the accumulation buffer: float32 (float64 for float64 input), zeroed,
-/// in the input's layout.
-pub fn grad_input(grad: &TensorDesc, points: &TensorDesc, grad_input: &TensorDesc, dtype: DType, sampling: Sampling, stream: u64) -> PyResult<()> {
+/// in the input's layout. `deterministic`: the kernel without atomics.
+pub fn grad_input(
+    grad: &TensorDesc,
+    points: &TensorDesc,
+    grad_input: &TensorDesc,
+    dtype: DType,
+    sampling: Sampling,
+    deterministic: bool,
+    stream: u64,
+) -> PyResult<()> {
     let expected = if dtype == DType::F64 { DType::F64 } else { DType::F32 };
     if grad_input.dtype != expected {
         return Err(PyValueError::new_err(format!("`grad_input` accumulates in {expected:?}, got {:?}", grad_input.dtype)));
     }
     let geo = geometry(grad_input, points, grad)?;
     let variant = variant(grad_input, &[grad, points, grad_input], sampling);
-    run(Kernel::BackwardInput, stream, &geo, variant, dtype, &[grad, points, grad_input])
+    let kernel = if deterministic { Kernel::BackwardInputOrdered } else { Kernel::BackwardInput };
+    run(kernel, stream, &geo, variant, dtype, &[grad, points, grad_input])
 }
 
 pub fn grad_points(grad: &TensorDesc, input: &TensorDesc, points: &TensorDesc, out: &TensorDesc, sampling: Sampling, stream: u64) -> PyResult<()> {

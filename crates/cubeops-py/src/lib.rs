@@ -72,7 +72,8 @@ fn point_sample_forward(
 
 /// Gradient to the input from `grad_output (N, C, P)`. On the CPU `grad_input` is a
 /// contiguous tensor of the input's dtype; on CUDA a zeroed float32 (float64) accumulation
-/// buffer in the input's layout, which the caller casts.
+/// buffer in the input's layout, which the caller casts. `deterministic` picks the CUDA
+/// kernel without float atomics (the CPU kernel is deterministic anyway).
 #[pyfunction]
 fn point_sample_grad_input(
     py: Python<'_>,
@@ -82,6 +83,7 @@ fn point_sample_grad_input(
     align_corners: bool,
     mode: &str,
     padding_mode: &str,
+    deterministic: bool,
     stream: u64,
 ) -> PyResult<()> {
     let sampling = sampling(align_corners, mode, padding_mode)?;
@@ -93,7 +95,7 @@ fn point_sample_grad_input(
             }
             cpu::grad_input(&d[0], &d[1], &d[2], sampling)
         } else {
-            cuda::grad_input(&d[0], &d[1], &d[2], d[0].dtype, sampling, stream)
+            cuda::grad_input(&d[0], &d[1], &d[2], d[0].dtype, sampling, deterministic, stream)
         }
     })
 }

@@ -67,9 +67,18 @@ fn nhwc_layout_is_validated_after_permutation() {
 
 #[test]
 fn options_round_trip_through_serde() {
-    let opts = PointSampleOptions { align_corners: true, layout: InputLayout::Nhwc, mode: Interpolation::Nearest, padding_mode: Padding::Reflection };
+    let opts = PointSampleOptions {
+        align_corners: true,
+        layout: InputLayout::Nhwc,
+        mode: Interpolation::Nearest,
+        padding_mode: Padding::Reflection,
+        deterministic: true,
+    };
     let json = serde_json::to_string(&opts).unwrap();
-    assert_eq!(json, r#"{"align_corners":true,"mode":"nearest","padding_mode":"reflection","layout":"nhwc"}"#);
+    assert_eq!(
+        json,
+        r#"{"align_corners":true,"mode":"nearest","padding_mode":"reflection","layout":"nhwc","deterministic":true}"#
+    );
     assert_eq!(serde_json::from_str::<PointSampleOptions>(&json).unwrap(), opts);
     assert_eq!(serde_json::from_str::<PointSampleOptions>("{}").unwrap(), PointSampleOptions::default());
 }

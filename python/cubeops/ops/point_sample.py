@@ -37,8 +37,11 @@ def _run_grad_input(
         # Scatter-add with float atomics into float32 (float64), in the input's layout.
         acc = torch.float64 if input.dtype == torch.float64 else torch.float32
         grad_input = torch.zeros_like(input, dtype=acc)
+    # torch.use_deterministic_algorithms(True): the CUDA kernel without float atomics.
+    deterministic = torch.are_deterministic_algorithms_enabled()
     _native.point_sample_grad_input(
-        describe(grad_output), describe(points), describe(grad_input), align_corners, mode, padding_mode, stream(input)
+        describe(grad_output), describe(points), describe(grad_input),
+        align_corners, mode, padding_mode, deterministic, stream(input),
     )
     return grad_input.to(input.dtype)
 

@@ -29,10 +29,11 @@ const DEFAULT_ARCHS: [u32; 7] = [75, 80, 86, 89, 90, 100, 120];
 fn variants() -> Vec<(Kernel, StorageType, Variant)> {
     let dtypes = [FloatKind::F16, FloatKind::BF16, FloatKind::F32, FloatKind::F64];
     let mut out = Vec::new();
-    for kernel in [Kernel::Forward, Kernel::BackwardInput, Kernel::BackwardPoints] {
+    for kernel in [Kernel::Forward, Kernel::BackwardInput, Kernel::BackwardInputOrdered, Kernel::BackwardPoints] {
         for kind in dtypes {
-            // The backward-to-points kernel walks channels itself: no layout variant.
-            let layouts: &[bool] = if kernel == Kernel::BackwardPoints { &[false] } else { &[false, true] };
+            // These walk channels themselves: no layout variant.
+            let one_layout = matches!(kernel, Kernel::BackwardPoints | Kernel::BackwardInputOrdered);
+            let layouts: &[bool] = if one_layout { &[false] } else { &[false, true] };
             for &channels_last in layouts {
                 for sampling in samplings(kernel) {
                     for wide_index in [false, true] {

@@ -12,7 +12,8 @@ use cubecl_cuda::CudaCompiler;
 use cubecl_runtime::kernel::{CompiledKernel, CubeKernel, KernelTask};
 
 use crate::point_sample::{
-    accumulation_type, point_sample_backward_input_kernel as bwd_input, point_sample_backward_points_kernel as bwd_points,
+    accumulation_type, point_sample_backward_input_kernel as bwd_input,
+    point_sample_backward_input_ordered_kernel as bwd_input_ordered, point_sample_backward_points_kernel as bwd_points,
     point_sample_forward_kernel as fwd, GeometryArgsCompilationArg, Variant,
 };
 use crate::psamask::{psamask_kernel, PsaGeometryArgsCompilationArg};
@@ -25,6 +26,8 @@ pub const CUBE_DIM: u32 = 256;
 pub enum Kernel {
     Forward,
     BackwardInput,
+    /// The deterministic backward to the input (no atomics); ignores `Variant::channels_last`.
+    BackwardInputOrdered,
     BackwardPoints,
     /// PSAMask; the point_sample [`Variant`] passed with it only contributes `wide_index`.
     PsaMask { distribute: bool, backward: bool },
@@ -142,6 +145,13 @@ pub fn kernel_source<R: Runtime>(
         Kernel::BackwardInput => compile_task(
             bwd_input::PointSampleBackwardInputKernel::<R>::new(
                 settings, client, array(), array(), array(), geometry(), sampling, cl, dtypes,
+            ),
+            cc,
+            addr,
+        ),
+        Kernel::BackwardInputOrdered => compile_task(
+            bwd_input_ordered::PointSampleBackwardInputOrderedKernel::<R>::new(
+                settings, client, array(), array(), array(), geometry(), sampling, dtypes,
             ),
             cc,
             addr,

@@ -40,6 +40,7 @@ impl LaunchGeometry for Geometry {
     fn threads(&self, kernel: Kernel) -> usize {
         match kernel {
             Kernel::BackwardPoints => self.n * self.num_points,
+            Kernel::BackwardInputOrdered => self.ordered_threads(),
             _ => self.output_elements(),
         }
     }
@@ -195,7 +196,8 @@ fn info_block(geo: &impl LaunchGeometry, arrays: &[DeviceArray], variant: &Varia
 
 /// Launches one kernel on `stream` (a `CUstream`, e.g. PyTorch's current stream) of device
 /// `device`. `arrays` in kernel order: point_sample forward (input, points, output),
-/// backward to input (grad_output, points, grad_input as f32/f64 accumulation buffer),
+/// backward to input, atomic or ordered (grad_output, points, grad_input as f32/f64
+/// accumulation buffer),
 /// backward to points (grad_output, input, points, grad_points); PSAMask (src, dst).
 pub fn launch(
     kernel: Kernel,
@@ -218,6 +220,8 @@ pub fn launch(
         .filter(|b| *b < i32::MAX as u32)
         .ok_or_else(|| format!("{threads} threads exceed one launch"))?;
     let mut info = info_block(geo, arrays, &variant)?;
+    // One module for both layouts: the ordered kernel does not look at the layout.
+    let variant = if kernel == Kernel::BackwardInputOrdered { Variant { channels_last: false, ..variant } } else { variant };
 
     let cc = enter_device(device)?;
     let key = (kernel, variant, storage, device);

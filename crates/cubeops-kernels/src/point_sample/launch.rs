@@ -8,8 +8,8 @@ use cubecl::{calculate_cube_count_elemwise, CubeDim};
 
 use super::sampling::{GeometryArgsLaunch, Interpolation, Sampling};
 use super::{
-    point_sample_backward_input_kernel, point_sample_backward_points_kernel,
-    point_sample_forward_kernel,
+    ordered_bands, point_sample_backward_input_kernel, point_sample_backward_input_ordered_kernel,
+    point_sample_backward_points_kernel, point_sample_forward_kernel,
 };
 
 /// Sizes and strides (in elements) of one launch: input `(n, channels, height, width)`,
@@ -52,6 +52,15 @@ impl Geometry {
     /// Threads of the forward and backward-to-input kernels: one per output element.
     pub fn output_elements(&self) -> usize {
         self.n * self.channels * self.num_points
+    }
+
+    /// Threads of the deterministic backward-to-input kernel: one per `(n, c, band of rows)`
+    /// (none without points: nothing to add).
+    pub fn ordered_threads(&self) -> usize {
+        if self.num_points == 0 {
+            return 0;
+        }
+        self.n * self.channels * ordered_bands(self.n, self.channels, self.height).0
     }
 }
 
@@ -159,6 +168,37 @@ pub fn launch_backward_input<R: Runtime>(
         geo.launch_arg(),
         variant.sampling,
         variant.channels_last,
+        [storage, accumulation_type(storage)],
+    );
+}
+
+/// `grad_input += d point_sample / d input` as [`launch_backward_input`], without atomics:
+/// the same bits on every run, and no atomic float add needed from the device.
+/// `variant.channels_last` is not used (threads walk channels whatever the layout).
+pub fn launch_backward_input_ordered<R: Runtime>(
+    client: &ComputeClient<R>,
+    geo: &Geometry,
+    variant: Variant,
+    storage: StorageType,
+    grad_output: ArrayArg<R>,
+    points: ArrayArg<R>,
+    grad_input: ArrayArg<R>,
+) {
+    let threads = geo.ordered_threads();
+    if threads == 0 {
+        return;
+    }
+    let (count, cube_dim) = grid(client, threads);
+    point_sample_backward_input_ordered_kernel::launch::<R>(
+        client,
+        count,
+        cube_dim,
+        variant.address_type(),
+        grad_output,
+        points,
+        grad_input,
+        geo.launch_arg(),
+        variant.sampling,
         [storage, accumulation_type(storage)],
     );
 }

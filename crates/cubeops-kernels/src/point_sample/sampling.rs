@@ -130,6 +130,9 @@ pub struct Footprint<A: Float> {
     pub x1_in: bool,
     pub y0_in: bool,
     pub y1_in: bool,
+    /// Rows y0 and y1 (clamped into the map; meaningful where `y0_in` / `y1_in`).
+    pub y0: usize,
+    pub y1: usize,
     /// Element offsets (in the map's own strides) of column x0 / x1 and row y0 / y1.
     pub off_x0: usize,
     pub off_x1: usize,
@@ -297,6 +300,8 @@ pub fn footprint<A: Float>(
         x1_in,
         y0_in,
         y1_in,
+        y0,
+        y1,
         off_x0: x0 * stride_w,
         off_x1: x1 * stride_w,
         off_y0: y0 * stride_h,

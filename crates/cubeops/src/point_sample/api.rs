@@ -15,7 +15,8 @@ use crate::OpError;
 ///   `(x, y)` normalised to [0, 1].
 ///
 /// Under `Autodiff<B>` gradients flow to both `input` and `points` (nearest sampling gives the
-/// points a zero gradient, as torch does).
+/// points a zero gradient, as torch does); `options.deterministic` makes the gradient to the
+/// input the same bit for bit on every run.
 ///
 /// ```
 /// use burn::backend::NdArray;
@@ -56,6 +57,7 @@ pub fn point_sample<B: PointSampleBackend, const D: usize>(
         input.into_primitive().tensor(),
         points.into_primitive().tensor(),
         options.sampling(),
+        options.deterministic,
     );
     let output = Tensor::<B, 3>::from_primitive(burn::tensor::TensorPrimitive::Float(output));
     let mut out_dims = [0; D];

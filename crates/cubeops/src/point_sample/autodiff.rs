@@ -13,6 +13,7 @@ use super::{PointSampleBackend, Sampling};
 #[derive(Debug)]
 struct PointSampleBackward {
     sampling: Sampling,
+    deterministic: bool,
 }
 
 impl<B: PointSampleBackend> Backward<B, 2> for PointSampleBackward {
@@ -31,22 +32,22 @@ impl<B: PointSampleBackend> Backward<B, 2> for PointSampleBackward {
             grads.register::<B>(node.id, g);
         }
         if let Some(node) = node_input {
-            let g = B::point_sample_grad_input(grad, input, points, self.sampling);
+            let g = B::point_sample_grad_input(grad, input, points, self.sampling, self.deterministic);
             grads.register::<B>(node.id, g);
         }
     }
 }
 
 impl<B: PointSampleBackend, C: CheckpointStrategy> PointSampleBackend for Autodiff<B, C> {
-    fn point_sample(input: FloatTensor<Self>, points: FloatTensor<Self>, sampling: Sampling) -> FloatTensor<Self> {
-        let step = PointSampleBackward { sampling };
+    fn point_sample(input: FloatTensor<Self>, points: FloatTensor<Self>, sampling: Sampling, deterministic: bool) -> FloatTensor<Self> {
+        let step = PointSampleBackward { sampling, deterministic };
         match step.prepare::<C>([input.node.clone(), points.node.clone()]).compute_bound().stateful() {
             OpsKind::Tracked(mut prep) => {
                 let state = (prep.checkpoint(&input), prep.checkpoint(&points));
-                let output = B::point_sample(input.primitive, points.primitive, sampling);
+                let output = B::point_sample(input.primitive, points.primitive, sampling, deterministic);
                 prep.finish(state, output)
             }
-            OpsKind::UnTracked(prep) => prep.finish(B::point_sample(input.primitive, points.primitive, sampling)),
+            OpsKind::UnTracked(prep) => prep.finish(B::point_sample(input.primitive, points.primitive, sampling, deterministic)),
         }
     }
 }

@@ -12,9 +12,14 @@ use super::{composite, Sampling};
 /// `(N, C, H, W)` (any strides) with `H, W > 0`, `points` is `(N, P, 2)`, `grad_output` is
 /// `(N, C, P)`, all of one float dtype on one device. The provided methods compose burn
 /// tensor ops, so any backend gets point_sample with `impl PointSampleBackend for MyBackend {}`.
+///
+/// `deterministic` asks for a gradient to the input that is the same bit for bit on every
+/// run (torch's `use_deterministic_algorithms`); the forward pass only passes it on to the
+/// backward step. The composition is deterministic where the backend's scatter-add is.
 pub trait PointSampleBackend: Backend {
     /// `(N, C, P)` samples.
-    fn point_sample(input: FloatTensor<Self>, points: FloatTensor<Self>, sampling: Sampling) -> FloatTensor<Self> {
+    fn point_sample(input: FloatTensor<Self>, points: FloatTensor<Self>, sampling: Sampling, deterministic: bool) -> FloatTensor<Self> {
+        let _ = deterministic;
         composite::forward::<Self>(input, points, sampling)
     }
 
@@ -24,7 +29,9 @@ pub trait PointSampleBackend: Backend {
         input: FloatTensor<Self>,
         points: FloatTensor<Self>,
         sampling: Sampling,
+        deterministic: bool,
     ) -> FloatTensor<Self> {
+        let _ = deterministic;
         composite::grad_input::<Self>(grad_output, input, points, sampling)
     }
 

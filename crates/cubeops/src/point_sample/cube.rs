@@ -7,8 +7,8 @@ use burn_cubecl::ops::permute;
 use burn_cubecl::tensor::CubeTensor;
 use burn_cubecl::{BoolElement, CubeBackend, CubeRuntime, FloatElement, IntElement};
 use cubeops_kernels::point_sample::{
-    accumulation_type, launch_backward_input, Interpolation, Sampling, launch_backward_points, launch_forward, supports_atomic_add, Geometry,
-    Variant,
+    accumulation_type, launch_backward_input, launch_backward_input_ordered, launch_backward_points, launch_forward,
+    supports_atomic_add, Geometry, Interpolation, Sampling, Variant,
 };
 
 use super::{composite, PointSampleBackend};
@@ -37,7 +37,7 @@ fn variant<R: CubeRuntime>(map: &CubeTensor<R>, sampling: Sampling, tensors: &[&
 }
 
 impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> PointSampleBackend for CubeBackend<R, F, I, BT> {
-    fn point_sample(input: CubeTensor<R>, points: CubeTensor<R>, sampling: Sampling) -> CubeTensor<R> {
+    fn point_sample(input: CubeTensor<R>, points: CubeTensor<R>, sampling: Sampling, _deterministic: bool) -> CubeTensor<R> {
         let [n, c, _, _] = input.meta.shape().dims();
         let shape = Shape::new([n, c, points.meta.shape()[1]]);
         let output = empty_device_dtype(input.client.clone(), input.device.clone(), shape, input.dtype);
@@ -55,11 +55,11 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> PointSampl
         input: CubeTensor<R>,
         points: CubeTensor<R>,
         sampling: Sampling,
+        deterministic: bool,
     ) -> CubeTensor<R> {
         let storage = input.dtype.into();
-        if !supports_atomic_add(&input.client, accumulation_type(storage)) {
-            return composite::grad_input::<Self>(grad_output, input, points, sampling);
-        }
+        // Without atomic float adds the ordered kernel needs none.
+        let ordered = deterministic || !supports_atomic_add(&input.client, accumulation_type(storage));
         let acc_dtype = if input.dtype == DType::F64 { DType::F64 } else { DType::F32 };
         let [n, c, h, w] = input.meta.shape().dims();
         let (client, device) = (input.client.clone(), input.device.clone());
@@ -74,15 +74,8 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> PointSampl
             return composite::grad_input::<Self>(grad_output, input, points, sampling);
         }
         let variant = variant(&grad_input, sampling, &[&grad_output, &points, &grad_input]);
-        launch_backward_input::<R>(
-            &grad_input.client,
-            &geo,
-            variant,
-            storage,
-            array(&grad_output),
-            array(&points),
-            array(&grad_input),
-        );
+        let launch = if ordered { launch_backward_input_ordered::<R> } else { launch_backward_input::<R> };
+        launch(&grad_input.client, &geo, variant, storage, array(&grad_output), array(&points), array(&grad_input));
         cast(grad_input, input.dtype)
     }
 

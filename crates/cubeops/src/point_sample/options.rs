@@ -3,7 +3,8 @@ use serde::{Deserialize, Serialize};
 pub use cubeops_kernels::point_sample::{Interpolation, Padding, Sampling};
 
 /// Options of [`point_sample`](crate::point_sample::point_sample): grid_sample's
-/// `align_corners`, `mode` and `padding_mode`, and the input's layout.
+/// `align_corners`, `mode` and `padding_mode`, the input's layout, and whether the gradient
+/// must be deterministic.
 ///
 /// ```
 /// use cubeops::point_sample::{InputLayout, Interpolation, Padding, PointSampleOptions};
@@ -11,7 +12,13 @@ pub use cubeops_kernels::point_sample::{Interpolation, Padding, Sampling};
 ///     serde_json::from_str(r#"{"align_corners": true, "mode": "nearest", "padding_mode": "border"}"#).unwrap();
 /// assert_eq!(
 ///     opts,
-///     PointSampleOptions { align_corners: true, mode: Interpolation::Nearest, padding_mode: Padding::Border, layout: InputLayout::Nchw }
+///     PointSampleOptions {
+///         align_corners: true,
+///         mode: Interpolation::Nearest,
+///         padding_mode: Padding::Border,
+///         layout: InputLayout::Nchw,
+///         deterministic: false,
+///     }
 /// );
 /// assert_eq!(serde_json::from_str::<PointSampleOptions>("{}").unwrap(), PointSampleOptions::default());
 /// ```
@@ -27,6 +34,10 @@ pub struct PointSampleOptions {
     pub padding_mode: Padding,
     /// How the input's dimensions are ordered.
     pub layout: InputLayout,
+    /// The gradient to the input is the same bit for bit on every run (what
+    /// `torch.use_deterministic_algorithms(True)` asks for): on the GPU a kernel without
+    /// float atomics, slower than the default scatter when many points share few rows.
+    pub deterministic: bool,
 }
 
 impl PointSampleOptions {

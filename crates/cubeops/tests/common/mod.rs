@@ -140,7 +140,7 @@ fn to_vec<B: burn::tensor::backend::Backend, const D: usize>(t: Tensor<B, D>) ->
 
 /// Runs forward and backward (loss = sum(output * grad_output)) through the public API.
 /// With `InputLayout::Nhwc` the input is handed over as `(N, H, W, C)`.
-pub fn run<B: PointSampleAutodiffBackend>(case: &Case, dtype: DType, layout: InputLayout, device: &B::Device) -> Outcome {
+pub fn run<B: PointSampleAutodiffBackend>(case: &Case, dtype: DType, layout: InputLayout, deterministic: bool, device: &B::Device) -> Outcome {
     let RefDims { n, channels, height, width, num_points } = case.dims;
     let nchw: Tensor<B, 4> = tensor(&case.input, [n, channels, height, width], dtype, device);
     let input = match layout {
@@ -153,7 +153,7 @@ pub fn run<B: PointSampleAutodiffBackend>(case: &Case, dtype: DType, layout: Inp
     }
     .require_grad();
     let s = case.sampling;
-    let options = PointSampleOptions { align_corners: s.align_corners, mode: s.mode, padding_mode: s.padding, layout };
+    let options = PointSampleOptions { align_corners: s.align_corners, mode: s.mode, padding_mode: s.padding, layout, deterministic };
     let grad_output_3d: Tensor<B, 3> = tensor(&case.grad_output, [n, channels, num_points], dtype, device);
 
     if case.dims.output_len() == 0 {
@@ -222,6 +222,18 @@ pub fn check(case: &Case, got: &Outcome, want: &Outcome, tol: f64, label: &str) 
 
 /// Runs every case through backend `B` for each dtype and layout; prints the worst errors.
 pub fn run_suite<B: PointSampleAutodiffBackend>(label: &str, device: &B::Device, dtypes: &[(DType, f64)], cases: &[Case]) {
+    run_suite_with::<B>(label, device, dtypes, cases, false);
+}
+
+/// [`run_suite`] with the deterministic gradient (`PointSampleOptions::deterministic`) or not.
+pub fn run_suite_with<B: PointSampleAutodiffBackend>(
+    label: &str,
+    device: &B::Device,
+    dtypes: &[(DType, f64)],
+    cases: &[Case],
+    deterministic: bool,
+) {
+    let label = if deterministic { format!("{label} deterministic") } else { label.to_string() };
     for &(dtype, tol) in dtypes {
         for layout in [InputLayout::Nchw, InputLayout::Nhwc] {
             let mut worst = [0.0f64; 3];
@@ -230,7 +242,7 @@ pub fn run_suite<B: PointSampleAutodiffBackend>(label: &str, device: &B::Device,
                     println!("{label} {dtype:?} {layout:?} {} {:?} {:?}", case.name, case.dims, case.sampling);
                 }
                 let want = reference_outcome(case, dtype);
-                let got = run::<B>(case, dtype, layout, device);
+                let got = run::<B>(case, dtype, layout, deterministic, device);
                 let errs = check(case, &got, &want, tol, &format!("{label} {dtype:?} {layout:?}"));
                 for (w, e) in worst.iter_mut().zip(errs) {
                     *w = w.max(e);
