@@ -42,8 +42,13 @@ def grid_sample(input, points):
 
 
 class Timer:
-    def __init__(self, device):
+    """Median over `repeat` samples of the time per call, each sample `batch` back-to-back
+    calls between two CUDA events: the steady state of a training loop, where the host queues
+    work ahead of the GPU (a small call costs its host time, a large one its GPU time)."""
+
+    def __init__(self, device, batch):
         self.cuda = device.type == "cuda"
+        self.batch = batch
 
     def __call__(self, fn, repeat):
         times = []
@@ -51,14 +56,16 @@ class Timer:
             if self.cuda:
                 start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
                 start.record()
-                fn()
+                for _ in range(self.batch):
+                    fn()
                 end.record()
                 end.synchronize()
-                times.append(start.elapsed_time(end) / 1e3)
+                times.append(start.elapsed_time(end) / 1e3 / self.batch)
             else:
                 start = time.perf_counter()
-                fn()
-                times.append(time.perf_counter() - start)
+                for _ in range(self.batch):
+                    fn()
+                times.append((time.perf_counter() - start) / self.batch)
         return statistics.median(times)
 
 
@@ -77,8 +84,11 @@ def traffic(n, c, p, element):
     return forward, backward
 
 
-def measure(fn_fwd, x, p, g, timer, repeat):
+def measure(fn_fwd, x, p, timer, repeat):
+    """Forward, backward, forward + backward times; the output gradient has the output's
+    layout, as autograd hands it over from a following elementwise op."""
     out = fn_fwd(x, p)
+    g = torch.randn_like(out)
 
     def fwd():
         with torch.no_grad():
@@ -92,7 +102,19 @@ def measure(fn_fwd, x, p, g, timer, repeat):
 
     for f in (fwd, bwd, both):  # warm-up (and kernel compilation)
         f()
-    return timer(fwd, repeat), timer(bwd, repeat), timer(both, repeat)
+    return timer(fwd, repeat), timer(bwd, repeat), timer(both, repeat), bwd
+
+
+def deterministic_backward(bwd, timer, repeat):
+    """cubeops' backward under torch.use_deterministic_algorithms(True) (torch's grid_sample
+    backward raises there on CUDA)."""
+    before = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True)
+    try:
+        bwd()
+        return timer(bwd, repeat)
+    finally:
+        torch.use_deterministic_algorithms(before)
 
 
 def progress(done, total, label, width=28):
@@ -102,7 +124,11 @@ def progress(done, total, label, width=28):
 
 
 def plot(rows, path):
-    import matplotlib
+    try:
+        import matplotlib
+    except ImportError:
+        print(f"matplotlib is not installed: no {path}; plot the CSV elsewhere with --replot")
+        return
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -123,25 +149,39 @@ def plot(rows, path):
     fig.savefig(path, dpi=120)
 
 
+def replot(csv_path, out):
+    with open(csv_path, newline="") as f:
+        rows = [{k: (float(v) if k.startswith(("speedup", "bw", "ref", "fwd", "bwd", "both", "det")) else v)
+                 for k, v in r.items()} for r in csv.DictReader(f)]
+    os.makedirs(out, exist_ok=True)
+    plot(rows, os.path.join(out, "point_sample.png"))
+    print(f"wrote {os.path.join(out, 'point_sample.png')} from {csv_path}")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--smoke", action="store_true", help="two tiny shapes, 2 repeats: checks the script runs")
-    parser.add_argument("--repeat", type=int, default=None, help="timed calls per measurement (default 20, smoke 2)")
+    parser.add_argument("--repeat", type=int, default=None, help="samples per measurement (default 20, smoke 2)")
+    parser.add_argument("--batch", type=int, default=None, help="back-to-back calls per sample (default 10, smoke 1)")
     parser.add_argument("--dtypes", default="float32,bfloat16,float16")
     parser.add_argument("--out", default="target/bench", help="directory for point_sample.csv and point_sample.png")
+    parser.add_argument("--replot", metavar="CSV", help="only draw the PNG (into --out) from a CSV of an earlier run")
     args = parser.parse_args(argv)
+    if args.replot:
+        return replot(args.replot, args.out)
     device = torch.device(args.device)
     shapes = SMOKE if args.smoke else FULL
     repeat = args.repeat or (2 if args.smoke else 20)
+    batch = args.batch or (1 if args.smoke else 10)
     dtypes = [DTYPES[d] for d in args.dtypes.split(",")]
-    timer = Timer(device)
+    timer = Timer(device, batch)
     bandwidth = copy_bandwidth(device, timer)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
-    print(f"{name}, torch {torch.__version__}, cubeops {cubeops.__version__}; medians of {repeat}; "
+    print(f"{name}, torch {torch.__version__}, cubeops {cubeops.__version__}; medians of {repeat} samples of {batch} calls; "
           f"copy bandwidth {bandwidth / 1e9:.0f} GB/s (read + write)")
     head = (f"{'(N, C, H, W, P)':>26} {'layout':>6} {'dtype':>8} | {'fwd ms':>7} {'ref':>7} {'x':>5} | "
-            f"{'bwd ms':>7} {'ref':>7} {'x':>5} | {'f+b ms':>7} {'ref':>7} {'x':>5} | {'bw fwd':>6} {'bw bwd':>6}")
+            f"{'bwd ms':>7} {'ref':>7} {'x':>5} | {'f+b ms':>7} {'ref':>7} {'x':>5} | {'bw fwd':>6} {'bw bwd':>6} | {'det bwd':>7}")
     print(head)
     rows, total, done = [], len(shapes) * 2 * len(dtypes), 0
     for n, c, h, w, p in shapes:
@@ -155,23 +195,24 @@ def main(argv=None):
                     x = x.contiguous(memory_format=torch.channels_last)
                 x.requires_grad_()
                 pts = torch.rand(n, p, 2, generator=gen).to(device=device, dtype=dtype).requires_grad_()
-                g = torch.randn(n, c, p, generator=gen).to(device=device, dtype=dtype)
-                ours = measure(cubeops.point_sample, x, pts, g, timer, repeat)
-                ref = measure(grid_sample, x, pts, g, timer, repeat)
+                ours = measure(cubeops.point_sample, x, pts, timer, repeat)
+                ref = measure(grid_sample, x, pts, timer, repeat)
+                det_bwd = deterministic_backward(ours[3], timer, repeat)
                 fwd_bytes, bwd_bytes = traffic(n, c, p, x.element_size())
                 row = dict(shape=f"({n}, {c}, {h}, {w}, {p})", layout=layout, dtype=str(dtype)[6:],
                            fwd_ms=ours[0] * 1e3, ref_fwd_ms=ref[0] * 1e3, bwd_ms=ours[1] * 1e3,
                            ref_bwd_ms=ref[1] * 1e3, both_ms=ours[2] * 1e3, ref_both_ms=ref[2] * 1e3,
                            speedup_fwd=ref[0] / ours[0], speedup_bwd=ref[1] / ours[1], speedup_both=ref[2] / ours[2],
-                           bw_fwd=fwd_bytes / ours[0] / bandwidth, bw_bwd=bwd_bytes / ours[1] / bandwidth)
+                           bw_fwd=fwd_bytes / ours[0] / bandwidth, bw_bwd=bwd_bytes / ours[1] / bandwidth,
+                           det_bwd_ms=det_bwd * 1e3)
                 rows.append(row)
                 done += 1
                 progress(done, total, label)
                 print(f"{row['shape']:>26} {layout:>6} {row['dtype']:>8} | {row['fwd_ms']:7.3f} {row['ref_fwd_ms']:7.3f} "
                       f"{row['speedup_fwd']:5.2f} | {row['bwd_ms']:7.3f} {row['ref_bwd_ms']:7.3f} {row['speedup_bwd']:5.2f} | "
                       f"{row['both_ms']:7.3f} {row['ref_both_ms']:7.3f} {row['speedup_both']:5.2f} | "
-                      f"{row['bw_fwd']:6.1%} {row['bw_bwd']:6.1%}", flush=True)
-                del x, pts, g
+                      f"{row['bw_fwd']:6.1%} {row['bw_bwd']:6.1%} | {row['det_bwd_ms']:7.3f}", flush=True)
+                del x, pts
     os.makedirs(args.out, exist_ok=True)
     csv_path, png_path = os.path.join(args.out, "point_sample.csv"), os.path.join(args.out, "point_sample.png")
     with open(csv_path, "w", newline="") as f:

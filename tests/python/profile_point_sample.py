@@ -1,8 +1,10 @@
 """Where a cubeops forward+backward spends its time on the GPU machine (torch.profiler), next
 to F.grid_sample's: the starting point of the performance work. Not a test.
 
-    python tests/python/profile_point_sample.py
+    python tests/python/profile_point_sample.py [--shape N C H W P] [--channels-last]
 """
+
+import argparse
 
 import torch
 from torch.profiler import ProfilerActivity, profile
@@ -12,11 +14,19 @@ from reference import grid_sample_point_sample
 
 
 def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--shape", type=int, nargs=5, default=[2, 19, 200, 200, 8192], metavar=("N", "C", "H", "W", "P"))
+    parser.add_argument("--channels-last", action="store_true")
+    args = parser.parse_args()
+    n, c, h, w, num_points = args.shape
     dev = torch.device("cuda")
-    x = torch.randn(2, 19, 200, 200, device=dev, requires_grad=True)
-    p = torch.rand(2, 8192, 2, device=dev, requires_grad=True)
-    g = torch.randn(2, 19, 8192, device=dev)
+    x = torch.randn(n, c, h, w, device=dev)
+    if args.channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    x.requires_grad_()
+    p = torch.rand(n, num_points, 2, device=dev, requires_grad=True)
     for name, fn in (("cubeops", cubeops.point_sample), ("grid_sample", grid_sample_point_sample)):
+        g = torch.randn_like(fn(x, p))
         for _ in range(5):
             torch.autograd.grad(fn(x, p), (x, p), g)
         torch.cuda.synchronize()
@@ -24,7 +34,8 @@ def main():
             for _ in range(10):
                 torch.autograd.grad(fn(x, p), (x, p), g)
             torch.cuda.synchronize()
-        print(f"=== {name}: 10 x forward+backward, (2, 19, 200x200), P=8192")
+        layout = "channels-last" if args.channels_last else "NCHW"
+        print(f"=== {name}: 10 x forward+backward, {tuple(args.shape)} {layout}")
         print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=12, max_name_column_width=60))
         print(prof.key_averages().table(sort_by="self_cuda_time_total", row_limit=8, max_name_column_width=60))
 

@@ -8,7 +8,7 @@ mod common;
 use burn::backend::cuda::CudaDevice;
 use burn::backend::{Autodiff, Cuda};
 use burn::tensor::DType;
-use common::{edge_cases, non_finite_cases, random_cases, run_suite};
+use common::{edge_cases, non_finite_cases, random_cases, run_suite, run_suite_with};
 
 type B = Autodiff<Cuda>;
 
@@ -24,4 +24,6 @@ fn kernels_match_reference_on_cuda() {
     cases.retain(|case| case.dims.output_len() > 0);
     let dtypes = [(DType::F32, 1e-5), (DType::F16, 1e-2), (DType::BF16, 1e-2), (DType::F64, 1e-12)];
     run_suite::<B>("cuda", &CudaDevice::default(), &dtypes, &cases);
+    // The deterministic backward (ordered kernel, no atomics).
+    run_suite_with::<B>("cuda", &CudaDevice::default(), &dtypes, &cases, true);
 }

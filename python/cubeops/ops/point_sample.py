@@ -18,9 +18,23 @@ MODES = ("bilinear", "nearest")
 PADDING_MODES = ("zeros", "border", "reflection")
 
 
-def _run_forward(input: Tensor, points: Tensor, align_corners: bool, mode: str, padding_mode: str) -> Tensor:
+def _channels_last(input: Tensor) -> bool:
+    # The kernels' test (Variant::for_map): channels move fastest in memory.
+    return input.stride(1) < input.stride(3)
+
+
+def _new_output(input: Tensor, num_points: int) -> Tensor:
+    """(N, C, P); on CUDA in the input's memory format, as torch's ops keep it: channels
+    fastest for channels-last input, so the kernel's neighbouring threads (neighbouring
+    channels) write neighbouring addresses. The CPU kernels write contiguous output."""
     n, c = input.shape[:2]
-    out = input.new_empty((n, c, points.shape[1]))
+    if input.device.type != "cpu" and _channels_last(input):
+        return input.new_empty((n, num_points, c)).permute(0, 2, 1)
+    return input.new_empty((n, c, num_points))
+
+
+def _run_forward(input: Tensor, points: Tensor, align_corners: bool, mode: str, padding_mode: str) -> Tensor:
+    out = _new_output(input, points.shape[1])
     _native.point_sample_forward(
         describe(input), describe(points), describe(out), align_corners, mode, padding_mode, stream(input)
     )
@@ -67,7 +81,7 @@ def _forward(input: Tensor, points: Tensor, align_corners: bool, mode: str, padd
 
 @_forward.register_fake
 def _(input: Tensor, points: Tensor, align_corners: bool, mode: str, padding_mode: str) -> Tensor:
-    return input.new_empty((input.shape[0], input.shape[1], points.shape[1]))
+    return _new_output(input, points.shape[1])
 
 
 @torch.library.custom_op("cubeops::point_sample_grad_input", mutates_args=())
@@ -193,7 +207,8 @@ def point_sample(
             'reflection' (mirror at the edges, then clamp).
 
     Returns:
-        (N, C, P) or (N, C, Hp, Wp), same dtype and device as `input`; under
+        (N, C, P) or (N, C, Hp, Wp), same dtype and device as `input`; on CUDA also its
+        memory format (channels-last input gives channels-last output); under
         `torch.autocast`, float16/bfloat16 arguments are computed in float32 and the result
         is float32, as grid_sample (and so mmcv's point_sample) does there.
     """
