@@ -23,16 +23,24 @@ SUPPORTED_DTYPES = tuple(_DTYPES)
 
 def describe(t: torch.Tensor) -> tuple:
     # An empty view may sit at an offset past the end of an empty storage: nothing to read.
+    # (Every call costs host time that small problems feel: no temporaries beyond these.)
     available = max(0, t.untyped_storage().nbytes() // t.element_size() - t.storage_offset())
-    device = -1 if t.device.type == "cpu" else t.device.index
-    return (t.data_ptr(), tuple(t.shape), tuple(t.stride()), _DTYPES[t.dtype], device, available)
+    return (t.data_ptr(), t.shape, t.stride(), _DTYPES[t.dtype], t.get_device(), available)
+
+
+# torch's own raw getter (what Triton's launcher uses): 0.1 us against ~8 us for
+# torch.cuda.current_stream(device).cuda_stream, which builds a Stream object.
+_raw_stream = getattr(torch._C, "_cuda_getCurrentRawStream", None)
 
 
 def stream(t: torch.Tensor) -> int:
     """The CUstream the kernels run on: torch's current stream of the tensor's device."""
-    if t.device.type != "cuda":
+    device = t.get_device()
+    if device < 0:
         return 0
     _cuda_setup()
+    if _raw_stream is not None:
+        return _raw_stream(device)
     return torch.cuda.current_stream(t.device).cuda_stream
 
 

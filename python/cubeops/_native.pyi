@@ -1,7 +1,7 @@
 """Type stubs of the Rust bridge. A tensor description is
 (data_ptr, shape, strides, dtype name, device index or -1 for CPU, elements available)."""
 
-from typing import List, Tuple
+from typing import List, Optional, Tuple
 
 TensorDesc = Tuple[int, Tuple[int, ...], Tuple[int, ...], str, int, int]
 
@@ -16,6 +16,11 @@ def point_sample_forward(
 def point_sample_grad_input(
     grad_output: TensorDesc, points: TensorDesc, grad_input: TensorDesc, align_corners: bool, mode: str, padding_mode: str,
     deterministic: bool, stream: int,
+) -> None: ...
+# Both gradients in one call; either buffer may be None (as for the single-gradient calls).
+def point_sample_backward(
+    grad_output: TensorDesc, input: TensorDesc, points: TensorDesc, grad_input: Optional[TensorDesc],
+    grad_points: Optional[TensorDesc], align_corners: bool, mode: str, padding_mode: str, deterministic: bool, stream: int,
 ) -> None: ...
 # Bilinear only on CUDA (nearest's gradient to the points is zero; the CPU writes zeros).
 def point_sample_grad_points(

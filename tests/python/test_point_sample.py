@@ -263,3 +263,18 @@ def test_deterministic_mode(device):
     want = forward_and_grads(grid_sample_point_sample, x.double(), p.double(), grad_dtype=x.dtype)
     for name, g, w in zip(("output", "grad_input", "grad_points"), first, want):
         torch.testing.assert_close(g.double(), w, rtol=1e-5, atol=1e-5, msg=lambda m: f"{name}: {m}")
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("wanted", ["input", "points"])
+@pytest.mark.parametrize("mode", ["bilinear", "nearest"])
+def test_one_gradient_only(device, wanted, mode):
+    """The eager backward computes only the gradients autograd asks for (one bridge call
+    with the other buffer left out)."""
+    x, p = make(2, 3, 5, 6, (17,), device=device, seed=6)
+    (x if wanted == "input" else p).requires_grad_()
+    leaf = x if wanted == "input" else p
+    g = torch.randn(2, 3, 17, dtype=x.dtype, device=device)
+    (got,) = torch.autograd.grad(cubeops.point_sample(x, p, mode=mode), leaf, g)
+    (want,) = torch.autograd.grad(grid_sample_point_sample(x, p, mode=mode), leaf, g)
+    torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-10)

@@ -88,16 +88,18 @@ fn point_sample_grad_input(
 ) -> PyResult<()> {
     let sampling = sampling(align_corners, mode, padding_mode)?;
     let d = describe(&[("grad_output", &grad_output), ("points", &points), ("grad_input", &grad_input)], 2)?;
-    py.detach(|| {
-        if on_cpu(&d) {
-            if d[2].dtype != d[0].dtype {
-                return Err(PyTypeError::new_err("`grad_input` must have grad_output's dtype on the CPU"));
-            }
-            cpu::grad_input(&d[0], &d[1], &d[2], sampling)
-        } else {
-            cuda::grad_input(&d[0], &d[1], &d[2], d[0].dtype, sampling, deterministic, stream)
+    py.detach(|| grad_input_run(&d[0], &d[1], &d[2], sampling, deterministic, stream))
+}
+
+fn grad_input_run(grad: &TensorDesc, points: &TensorDesc, out: &TensorDesc, sampling: Sampling, deterministic: bool, stream: u64) -> PyResult<()> {
+    if grad.device < 0 {
+        if out.dtype != grad.dtype {
+            return Err(PyTypeError::new_err("`grad_input` must have grad_output's dtype on the CPU"));
         }
-    })
+        cpu::grad_input(grad, points, out, sampling)
+    } else {
+        cuda::grad_input(grad, points, out, grad.dtype, sampling, deterministic, stream)
+    }
 }
 
 /// `grad_points (N, P, 2)`, contiguous, from `grad_output (N, C, P)`.
@@ -115,12 +117,50 @@ fn point_sample_grad_points(
 ) -> PyResult<()> {
     let sampling = sampling(align_corners, mode, padding_mode)?;
     let d = describe(&[("grad_output", &grad_output), ("input", &input), ("points", &points), ("grad_points", &grad_points)], 4)?;
+    py.detach(|| grad_points_run(&d[0], &d[1], &d[2], &d[3], sampling, stream))
+}
+
+fn grad_points_run(grad: &TensorDesc, input: &TensorDesc, points: &TensorDesc, out: &TensorDesc, sampling: Sampling, stream: u64) -> PyResult<()> {
+    if grad.device < 0 {
+        cpu::grad_points(grad, input, points, out, sampling)
+    } else {
+        cuda::grad_points(grad, input, points, out, sampling, stream)
+    }
+}
+
+/// Both gradients in one call (the eager autograd path: one crossing instead of two);
+/// `grad_input` and `grad_points` as for the single-gradient functions, either may be None.
+#[pyfunction]
+#[allow(clippy::too_many_arguments)]
+fn point_sample_backward(
+    py: Python<'_>,
+    grad_output: Bound<'_, PyAny>,
+    input: Bound<'_, PyAny>,
+    points: Bound<'_, PyAny>,
+    grad_input: Option<Bound<'_, PyAny>>,
+    grad_points: Option<Bound<'_, PyAny>>,
+    align_corners: bool,
+    mode: &str,
+    padding_mode: &str,
+    deterministic: bool,
+    stream: u64,
+) -> PyResult<()> {
+    let sampling = sampling(align_corners, mode, padding_mode)?;
+    // grad_points shares the input's dtype; grad_input (an accumulation buffer on CUDA) may not.
+    let mut args = vec![("grad_output", &grad_output), ("input", &input), ("points", &points)];
+    args.extend(grad_points.as_ref().map(|g| ("grad_points", g)));
+    let same_dtype = args.len();
+    args.extend(grad_input.as_ref().map(|g| ("grad_input", g)));
+    let d = describe(&args, same_dtype)?;
+    let (gp, gi) = (grad_points.is_some().then(|| &d[3]), grad_input.is_some().then(|| &d[d.len() - 1]));
     py.detach(|| {
-        if on_cpu(&d) {
-            cpu::grad_points(&d[0], &d[1], &d[2], &d[3], sampling)
-        } else {
-            cuda::grad_points(&d[0], &d[1], &d[2], &d[3], sampling, stream)
+        if let Some(gi) = gi {
+            grad_input_run(&d[0], &d[2], gi, sampling, deterministic, stream)?;
         }
+        if let Some(gp) = gp {
+            grad_points_run(&d[0], &d[1], &d[2], gp, sampling, stream)?;
+        }
+        Ok(())
     })
 }
 
@@ -225,6 +265,7 @@ fn min_nvrtc(cc: u32) -> (i32, i32) {
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(point_sample_forward, m)?)?;
     m.add_function(wrap_pyfunction!(point_sample_grad_input, m)?)?;
+    m.add_function(wrap_pyfunction!(point_sample_backward, m)?)?;
     m.add_function(wrap_pyfunction!(point_sample_grad_points, m)?)?;
     m.add_function(wrap_pyfunction!(psamask_forward, m)?)?;
     m.add_function(wrap_pyfunction!(psamask_backward, m)?)?;

@@ -41,16 +41,20 @@ def _run_forward(input: Tensor, points: Tensor, align_corners: bool, mode: str, 
     return out
 
 
+def _new_grad_input(input: Tensor) -> Tensor:
+    """The buffer the input gradient is computed in (`input` gives shape, dtype, device and
+    layout; its values are not read): on the CPU the result itself; on CUDA a zeroed
+    float32 (float64) buffer in the input's layout that the kernels add into."""
+    if input.device.type == "cpu":
+        return input.new_empty(input.shape)
+    acc = torch.float64 if input.dtype == torch.float64 else torch.float32
+    return torch.zeros_like(input, dtype=acc)
+
+
 def _run_grad_input(
     grad_output: Tensor, input: Tensor, points: Tensor, align_corners: bool, mode: str, padding_mode: str
 ) -> Tensor:
-    # `input` gives the shape, dtype, device and layout; its values are not read.
-    if input.device.type == "cpu":
-        grad_input = input.new_empty(input.shape)
-    else:
-        # Scatter-add with float atomics into float32 (float64), in the input's layout.
-        acc = torch.float64 if input.dtype == torch.float64 else torch.float32
-        grad_input = torch.zeros_like(input, dtype=acc)
+    grad_input = _new_grad_input(input)
     # torch.use_deterministic_algorithms(True): the CUDA kernel without float atomics.
     deterministic = torch.are_deterministic_algorithms_enabled()
     _native.point_sample_grad_input(
@@ -60,12 +64,16 @@ def _run_grad_input(
     return grad_input.to(input.dtype)
 
 
+def _zero_grad_points(points: Tensor) -> Tensor:
+    # Nearest sampling is piecewise constant: torch's grid_sample also gives the grid zero.
+    return torch.zeros_like(points, memory_format=torch.contiguous_format)
+
+
 def _run_grad_points(
     grad_output: Tensor, input: Tensor, points: Tensor, align_corners: bool, mode: str, padding_mode: str
 ) -> Tensor:
     if mode == "nearest":
-        # Piecewise constant: torch's grid_sample also gives the grid a zero gradient.
-        return torch.zeros_like(points, memory_format=torch.contiguous_format)
+        return _zero_grad_points(points)
     grad_points = points.new_empty(points.shape)
     _native.point_sample_grad_points(
         describe(grad_output), describe(input), describe(points), describe(grad_points),
@@ -118,18 +126,15 @@ def _setup_context(ctx, inputs, output):
     ctx.sampling = tuple(sampling)  # align_corners, mode, padding_mode
 
 
-def _gradients(ctx, grad_output, grad_input_fn, grad_points_fn):
+def _backward(ctx, grad_output):
+    # One custom op per gradient, so that torch.compile sees (and can drop) each.
     input, points = ctx.saved_tensors
     grad_input = grad_points = None
     if ctx.needs_input_grad[0]:
-        grad_input = grad_input_fn(grad_output, input, points, *ctx.sampling)
+        grad_input = _grad_input(grad_output, input, points, *ctx.sampling)
     if ctx.needs_input_grad[1]:
-        grad_points = grad_points_fn(grad_output, input, points, *ctx.sampling)
+        grad_points = _grad_points(grad_output, input, points, *ctx.sampling)
     return grad_input, grad_points, None, None, None
-
-
-def _backward(ctx, grad_output):
-    return _gradients(ctx, grad_output, _grad_input, _grad_points)
 
 
 _forward.register_autograd(_backward, setup_context=_setup_context)
@@ -145,7 +150,23 @@ class _EagerPointSample(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_output):
-        return _gradients(ctx, grad_output, _run_grad_input, _run_grad_points)
+        # Both gradients through one bridge call: host time is what small problems pay.
+        input, points = ctx.saved_tensors
+        align_corners, mode, padding_mode = ctx.sampling
+        grad_input = _new_grad_input(input) if ctx.needs_input_grad[0] else None
+        grad_points = None
+        if ctx.needs_input_grad[1]:
+            grad_points = _zero_grad_points(points) if mode == "nearest" else points.new_empty(points.shape)
+        launch_points = grad_points is not None and mode != "nearest"
+        _native.point_sample_backward(
+            describe(grad_output), describe(input), describe(points),
+            None if grad_input is None else describe(grad_input),
+            describe(grad_points) if launch_points else None,
+            align_corners, mode, padding_mode, torch.are_deterministic_algorithms_enabled(), stream(input),
+        )
+        if grad_input is not None:
+            grad_input = grad_input.to(input.dtype)
+        return grad_input, grad_points, None, None, None
 
 
 def _check(input: Tensor, points: Tensor) -> None:
