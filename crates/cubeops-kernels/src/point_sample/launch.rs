@@ -143,64 +143,37 @@ pub fn launch_forward<R: Runtime>(
 }
 
 /// `grad_input += d point_sample / d input` into a zeroed buffer of [`accumulation_type`].
+///
+/// `ordered = false`: the scatter kernel, one thread per output element with float atomics
+/// (the last bits of a sum depend on the order threads run). `ordered = true`: the kernel
+/// without atomics, the same bits on every run and no atomic float add needed from the
+/// device; it walks channels whatever the layout (`variant.channels_last` is not used).
+#[allow(clippy::too_many_arguments)]
 pub fn launch_backward_input<R: Runtime>(
     client: &ComputeClient<R>,
     geo: &Geometry,
     variant: Variant,
     storage: StorageType,
+    ordered: bool,
     grad_output: ArrayArg<R>,
     points: ArrayArg<R>,
     grad_input: ArrayArg<R>,
 ) {
-    let threads = geo.output_elements();
+    let threads = if ordered { geo.ordered_threads() } else { geo.output_elements() };
     if threads == 0 {
         return;
     }
     let (count, cube_dim) = grid(client, threads);
-    point_sample_backward_input_kernel::launch::<R>(
-        client,
-        count,
-        cube_dim,
-        variant.address_type(),
-        grad_output,
-        points,
-        grad_input,
-        geo.launch_arg(),
-        variant.sampling,
-        variant.channels_last,
-        [storage, accumulation_type(storage)],
-    );
-}
-
-/// `grad_input += d point_sample / d input` as [`launch_backward_input`], without atomics:
-/// the same bits on every run, and no atomic float add needed from the device.
-/// `variant.channels_last` is not used (threads walk channels whatever the layout).
-pub fn launch_backward_input_ordered<R: Runtime>(
-    client: &ComputeClient<R>,
-    geo: &Geometry,
-    variant: Variant,
-    storage: StorageType,
-    grad_output: ArrayArg<R>,
-    points: ArrayArg<R>,
-    grad_input: ArrayArg<R>,
-) {
-    let threads = geo.ordered_threads();
-    if threads == 0 {
-        return;
+    let (addr, geo_arg, dtypes) = (variant.address_type(), geo.launch_arg(), [storage, accumulation_type(storage)]);
+    if ordered {
+        point_sample_backward_input_ordered_kernel::launch::<R>(
+            client, count, cube_dim, addr, grad_output, points, grad_input, geo_arg, variant.sampling, dtypes,
+        );
+    } else {
+        point_sample_backward_input_kernel::launch::<R>(
+            client, count, cube_dim, addr, grad_output, points, grad_input, geo_arg, variant.sampling, variant.channels_last, dtypes,
+        );
     }
-    let (count, cube_dim) = grid(client, threads);
-    point_sample_backward_input_ordered_kernel::launch::<R>(
-        client,
-        count,
-        cube_dim,
-        variant.address_type(),
-        grad_output,
-        points,
-        grad_input,
-        geo.launch_arg(),
-        variant.sampling,
-        [storage, accumulation_type(storage)],
-    );
 }
 
 /// `grad_points (N, P, 2)`, contiguous, `= d point_sample / d points` contracted with

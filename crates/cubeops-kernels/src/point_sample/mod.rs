@@ -16,7 +16,7 @@ pub use backward_input_ordered::{ordered_bands, point_sample_backward_input_orde
 pub use backward_points::point_sample_backward_points_kernel;
 pub use forward::point_sample_forward_kernel;
 pub use launch::{
-    accumulation_type, launch_backward_input, launch_backward_input_ordered, launch_backward_points, launch_forward,
+    accumulation_type, launch_backward_input, launch_backward_points, launch_forward,
     supports_atomic_add, Geometry, Variant,
 };
 pub use sampling::{GeometryArgs, GeometryArgsCompilationArg, GeometryArgsLaunch, Interpolation, Padding, Sampling};

@@ -7,7 +7,7 @@ use burn_cubecl::ops::permute;
 use burn_cubecl::tensor::CubeTensor;
 use burn_cubecl::{BoolElement, CubeBackend, CubeRuntime, FloatElement, IntElement};
 use cubeops_kernels::point_sample::{
-    accumulation_type, launch_backward_input, launch_backward_input_ordered, launch_backward_points, launch_forward,
+    accumulation_type, launch_backward_input, launch_backward_points, launch_forward,
     supports_atomic_add, Geometry, Interpolation, Sampling, Variant,
 };
 
@@ -74,8 +74,8 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> PointSampl
             return composite::grad_input::<Self>(grad_output, input, points, sampling);
         }
         let variant = variant(&grad_input, sampling, &[&grad_output, &points, &grad_input]);
-        let launch = if ordered { launch_backward_input_ordered::<R> } else { launch_backward_input::<R> };
-        launch(&grad_input.client, &geo, variant, storage, array(&grad_output), array(&points), array(&grad_input));
+        let client = &grad_input.client;
+        launch_backward_input::<R>(client, &geo, variant, storage, ordered, array(&grad_output), array(&points), array(&grad_input));
         cast(grad_input, input.dtype)
     }
 
