@@ -20,3 +20,16 @@ def test_point_sample_bench_smoke(tmp_path, monkeypatch, capsys):
     assert len(rows) == 2 * 2 * 2  # shapes x layouts x dtypes
     assert all(float(r["fwd_ms"]) > 0 and float(r["speedup_both"]) > 0 for r in rows)
     assert (tmp_path / "point_sample.png").stat().st_size > 1000
+
+
+def test_replot_and_rust_table_plot(tmp_path, monkeypatch):
+    """`--replot` draws the PNG from a CSV, and benches/plot_burn.py plots the Rust
+    benchmark's table (here the committed H100 ones)."""
+    docs = SCRIPT.parents[1] / "docs" / "benchmarks"
+    monkeypatch.setattr(sys, "argv", [str(SCRIPT), "--replot", str(docs / "point_sample.csv"), "--out", str(tmp_path)])
+    runpy.run_path(str(SCRIPT), run_name="__main__")
+    plot_burn = SCRIPT.parent / "plot_burn.py"
+    monkeypatch.setattr(sys, "argv", [str(plot_burn), str(docs / "point_sample_burn.csv"), "--out", str(tmp_path)])
+    runpy.run_path(str(plot_burn), run_name="__main__")
+    assert (tmp_path / "point_sample.png").stat().st_size > 1000
+    assert (tmp_path / "point_sample_burn.png").stat().st_size > 1000
