@@ -114,6 +114,10 @@ def main() -> int:
     if rank == 0:
         print("\n".join(lines))
         print(f"DDP on {world} {'GPUs' if device.type == 'cuda' else 'CPU processes'}: {'PASS' if all(oks) else 'FAIL'}")
+    # Tear down together: the DDP reducer first, then a barrier, so that no rank leaves while
+    # another one's gloo threads still talk to it (seen once in CI: SIGABRT at exit, after PASS).
+    del ddp
+    dist.barrier()
     dist.destroy_process_group()
     return 0 if all(oks) else 1
 
