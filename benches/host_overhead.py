@@ -45,10 +45,8 @@ def main():
         "torch.zeros_like (grad buffer)": lambda: torch.zeros_like(x),
         "native forward (launch only)": lambda: _native.point_sample_forward(
             d_x, d_p, d_out, False, "bilinear", "zeros", s),
-        "native grad_input (launch only)": lambda: _native.point_sample_grad_input(
-            d_g, d_p, d_acc, False, "bilinear", "zeros", False, s),
-        "native grad_points (launch only)": lambda: _native.point_sample_grad_points(
-            d_g, d_x, d_p, d_gp, False, "bilinear", "zeros", s),
+        "native backward, both gradients (launches only)": lambda: _native.point_sample_backward(
+            d_g, d_x, d_p, d_acc, d_gp, False, "bilinear", "zeros", False, s),
         "cubeops.point_sample, no grad": lambda: cubeops.point_sample(x.detach(), p.detach()),
         "cubeops.point_sample, with graph": lambda: cubeops.point_sample(x, p),
         "cubeops forward + backward": lambda: torch.autograd.grad(cubeops.point_sample(x, p), (x, p), g),

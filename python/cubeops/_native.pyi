@@ -12,20 +12,12 @@ __version__: str
 def point_sample_forward(
     input: TensorDesc, points: TensorDesc, output: TensorDesc, align_corners: bool, mode: str, padding_mode: str, stream: int
 ) -> None: ...
-# `deterministic`: the CUDA kernel without float atomics (same bits on every run).
-def point_sample_grad_input(
-    grad_output: TensorDesc, points: TensorDesc, grad_input: TensorDesc, align_corners: bool, mode: str, padding_mode: str,
-    deterministic: bool, stream: int,
-) -> None: ...
-# Both gradients in one call; either buffer may be None (as for the single-gradient calls).
+# The gradients into the buffers given (either may be None). grad_input: the result on the CPU,
+# a zeroed float32 (float64) accumulation buffer on CUDA; `deterministic` picks the CUDA kernel
+# without float atomics. grad_points: contiguous (N, P, 2); bilinear only on CUDA (nearest's is zero).
 def point_sample_backward(
     grad_output: TensorDesc, input: TensorDesc, points: TensorDesc, grad_input: Optional[TensorDesc],
     grad_points: Optional[TensorDesc], align_corners: bool, mode: str, padding_mode: str, deterministic: bool, stream: int,
-) -> None: ...
-# Bilinear only on CUDA (nearest's gradient to the points is zero; the CPU writes zeros).
-def point_sample_grad_points(
-    grad_output: TensorDesc, input: TensorDesc, points: TensorDesc, grad_points: TensorDesc, align_corners: bool, mode: str,
-    padding_mode: str, stream: int,
 ) -> None: ...
 def add_cuda_include_dirs(dirs: List[str]) -> None: ...
 def cuda_include_dirs() -> List[str]: ...

@@ -43,8 +43,8 @@ fn sampling(align_corners: bool, mode: &str, padding_mode: &str) -> PyResult<Sam
     Ok(Sampling { align_corners, mode, padding })
 }
 
-fn on_cpu(descs: &[TensorDesc]) -> bool {
-    descs[0].device < 0
+fn on_cpu(desc: &TensorDesc) -> bool {
+    desc.device < 0
 }
 
 /// `output (N, C, P) = point_sample(input (N, C, H, W), points (N, P, 2))`.
@@ -62,7 +62,7 @@ fn point_sample_forward(
     let sampling = sampling(align_corners, mode, padding_mode)?;
     let d = describe(&[("input", &input), ("points", &points), ("output", &output)], 3)?;
     py.detach(|| {
-        if on_cpu(&d) {
+        if on_cpu(&d[0]) {
             cpu::forward(&d[0], &d[1], &d[2], sampling)
         } else {
             cuda::forward(&d[0], &d[1], &d[2], sampling, stream)
@@ -70,29 +70,8 @@ fn point_sample_forward(
     })
 }
 
-/// Gradient to the input from `grad_output (N, C, P)`. On the CPU `grad_input` is a
-/// contiguous tensor of the input's dtype; on CUDA a zeroed float32 (float64) accumulation
-/// buffer in the input's layout, which the caller casts. `deterministic` picks the CUDA
-/// kernel without float atomics (the CPU kernel is deterministic anyway).
-#[pyfunction]
-fn point_sample_grad_input(
-    py: Python<'_>,
-    grad_output: Bound<'_, PyAny>,
-    points: Bound<'_, PyAny>,
-    grad_input: Bound<'_, PyAny>,
-    align_corners: bool,
-    mode: &str,
-    padding_mode: &str,
-    deterministic: bool,
-    stream: u64,
-) -> PyResult<()> {
-    let sampling = sampling(align_corners, mode, padding_mode)?;
-    let d = describe(&[("grad_output", &grad_output), ("points", &points), ("grad_input", &grad_input)], 2)?;
-    py.detach(|| grad_input_run(&d[0], &d[1], &d[2], sampling, deterministic, stream))
-}
-
 fn grad_input_run(grad: &TensorDesc, points: &TensorDesc, out: &TensorDesc, sampling: Sampling, deterministic: bool, stream: u64) -> PyResult<()> {
-    if grad.device < 0 {
+    if on_cpu(grad) {
         if out.dtype != grad.dtype {
             return Err(PyTypeError::new_err("`grad_input` must have grad_output's dtype on the CPU"));
         }
@@ -102,34 +81,21 @@ fn grad_input_run(grad: &TensorDesc, points: &TensorDesc, out: &TensorDesc, samp
     }
 }
 
-/// `grad_points (N, P, 2)`, contiguous, from `grad_output (N, C, P)`.
-#[pyfunction]
-fn point_sample_grad_points(
-    py: Python<'_>,
-    grad_output: Bound<'_, PyAny>,
-    input: Bound<'_, PyAny>,
-    points: Bound<'_, PyAny>,
-    grad_points: Bound<'_, PyAny>,
-    align_corners: bool,
-    mode: &str,
-    padding_mode: &str,
-    stream: u64,
-) -> PyResult<()> {
-    let sampling = sampling(align_corners, mode, padding_mode)?;
-    let d = describe(&[("grad_output", &grad_output), ("input", &input), ("points", &points), ("grad_points", &grad_points)], 4)?;
-    py.detach(|| grad_points_run(&d[0], &d[1], &d[2], &d[3], sampling, stream))
-}
-
 fn grad_points_run(grad: &TensorDesc, input: &TensorDesc, points: &TensorDesc, out: &TensorDesc, sampling: Sampling, stream: u64) -> PyResult<()> {
-    if grad.device < 0 {
+    if on_cpu(grad) {
         cpu::grad_points(grad, input, points, out, sampling)
     } else {
         cuda::grad_points(grad, input, points, out, sampling, stream)
     }
 }
 
-/// Both gradients in one call (the eager autograd path: one crossing instead of two);
-/// `grad_input` and `grad_points` as for the single-gradient functions, either may be None.
+/// The gradients from `grad_output (N, C, P)` into the buffers given (either may be None):
+/// - `grad_input`: on the CPU a contiguous tensor of the input's dtype; on CUDA a zeroed
+///   float32 (float64) accumulation buffer in the input's layout, which the caller casts.
+///   `deterministic` picks the CUDA kernel without float atomics (the CPU kernel is
+///   deterministic anyway).
+/// - `grad_points`: `(N, P, 2)`, contiguous; bilinear only on CUDA (nearest's is zero).
+/// One call for both: host time is what small problems pay.
 #[pyfunction]
 #[allow(clippy::too_many_arguments)]
 fn point_sample_backward(
@@ -191,7 +157,7 @@ fn psamask_run(py: Python<'_>, d: Vec<TensorDesc>, distribute: bool, mask: (usiz
     let psa_type = if distribute { cubeops::PsaType::Distribute } else { cubeops::PsaType::Collect };
     let options = cubeops::PsaMaskOptions { psa_type, mask_size: mask };
     py.detach(|| {
-        if on_cpu(&d) {
+        if on_cpu(&d[0]) {
             cpu::psamask(&d[0], &d[1], options, backward)
         } else {
             cuda::psamask(&d[0], &d[1], mask, distribute, backward, stream)
@@ -264,9 +230,7 @@ fn min_nvrtc(cc: u32) -> (i32, i32) {
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(point_sample_forward, m)?)?;
-    m.add_function(wrap_pyfunction!(point_sample_grad_input, m)?)?;
     m.add_function(wrap_pyfunction!(point_sample_backward, m)?)?;
-    m.add_function(wrap_pyfunction!(point_sample_grad_points, m)?)?;
     m.add_function(wrap_pyfunction!(psamask_forward, m)?)?;
     m.add_function(wrap_pyfunction!(psamask_backward, m)?)?;
     m.add_function(wrap_pyfunction!(add_cuda_include_dirs, m)?)?;

@@ -51,16 +51,25 @@ def _new_grad_input(input: Tensor) -> Tensor:
     return torch.zeros_like(input, dtype=acc)
 
 
+def _launch_backward(
+    grad_output: Tensor, input: Tensor, points: Tensor, grad_input, grad_points, align_corners: bool, mode: str,
+    padding_mode: str,
+) -> None:
+    """Fills the gradient buffers given (either may be None) in one bridge call; under
+    torch.use_deterministic_algorithms(True) the CUDA kernel without float atomics."""
+    _native.point_sample_backward(
+        describe(grad_output), describe(input), describe(points),
+        None if grad_input is None else describe(grad_input),
+        None if grad_points is None else describe(grad_points),
+        align_corners, mode, padding_mode, torch.are_deterministic_algorithms_enabled(), stream(input),
+    )
+
+
 def _run_grad_input(
     grad_output: Tensor, input: Tensor, points: Tensor, align_corners: bool, mode: str, padding_mode: str
 ) -> Tensor:
     grad_input = _new_grad_input(input)
-    # torch.use_deterministic_algorithms(True): the CUDA kernel without float atomics.
-    deterministic = torch.are_deterministic_algorithms_enabled()
-    _native.point_sample_grad_input(
-        describe(grad_output), describe(points), describe(grad_input),
-        align_corners, mode, padding_mode, deterministic, stream(input),
-    )
+    _launch_backward(grad_output, input, points, grad_input, None, align_corners, mode, padding_mode)
     return grad_input.to(input.dtype)
 
 
@@ -75,10 +84,7 @@ def _run_grad_points(
     if mode == "nearest":
         return _zero_grad_points(points)
     grad_points = points.new_empty(points.shape)
-    _native.point_sample_grad_points(
-        describe(grad_output), describe(input), describe(points), describe(grad_points),
-        align_corners, mode, padding_mode, stream(input),
-    )
+    _launch_backward(grad_output, input, points, None, grad_points, align_corners, mode, padding_mode)
     return grad_points
 
 
@@ -154,18 +160,13 @@ class _EagerPointSample(torch.autograd.Function):
         input, points = ctx.saved_tensors
         align_corners, mode, padding_mode = ctx.sampling
         grad_input = _new_grad_input(input) if ctx.needs_input_grad[0] else None
-        grad_points = None
-        if ctx.needs_input_grad[1]:
-            grad_points = _zero_grad_points(points) if mode == "nearest" else points.new_empty(points.shape)
-        launch_points = grad_points is not None and mode != "nearest"
-        _native.point_sample_backward(
-            describe(grad_output), describe(input), describe(points),
-            None if grad_input is None else describe(grad_input),
-            describe(grad_points) if launch_points else None,
-            align_corners, mode, padding_mode, torch.are_deterministic_algorithms_enabled(), stream(input),
-        )
+        launch_points = ctx.needs_input_grad[1] and mode != "nearest"
+        grad_points = points.new_empty(points.shape) if launch_points else None
+        _launch_backward(grad_output, input, points, grad_input, grad_points, align_corners, mode, padding_mode)
         if grad_input is not None:
             grad_input = grad_input.to(input.dtype)
+        if ctx.needs_input_grad[1] and not launch_points:
+            grad_points = _zero_grad_points(points)
         return grad_input, grad_points, None, None, None
 
 
