@@ -16,7 +16,7 @@ MMCV22 := $(VENV)/mmcv-2.2.0
 # wgpu asks for a runtime dir it never needs here; an empty one keeps its log quiet.
 export XDG_RUNTIME_DIR ?= /tmp/cubeops-xdg-$(shell id -u)
 
-.PHONY: demo test check-rust vulkan wheel arch-check gpu-artifacts
+.PHONY: demo test check-rust vulkan wheel arch-check gpu-artifacts dist install-test
 
 ## The main job: mmsegmentation's PointHead (DiffBEV's settings) trains on synthetic BEV maps
 ## with cubeops' point_sample on CUDA if present, else the CPU, next to the same run on mmcv's
@@ -30,7 +30,8 @@ demo: check-rust $(VENV_STAMP)
 		--rust-bin target/debug/examples/bev_refine
 
 ## Every test: Rust (unit, fixtures, composite, wgpu kernels on Mesa llvmpipe, doc tests),
-## then the Python package built by maturin from the same target dir, and pytest.
+## then the Python package built by maturin from the same target dir, and pytest; then the
+## release wheel (dist) installed without Rust on two torch versions (install-test).
 ## CUDA tests are compiled and skipped here (they need a GPU: see docs/gpu-testing.md).
 test: check-rust vulkan $(VENV_STAMP)
 	@mkdir -p $(XDG_RUNTIME_DIR)
@@ -42,6 +43,25 @@ test: check-rust vulkan $(VENV_STAMP)
 	CUBEOPS_BEV_REFINE=target/debug/examples/bev_refine $(VPY) -m pytest tests/python -q
 	@echo "mmcv.ops through the drop-in again, with mmcv-lite 2.2.0 (the user's mmcv; mmseg refuses it):"
 	PYTHONPATH=$(MMCV22) $(VPY) -m pytest tests/python/test_mmcv_compat.py tests/python/test_mmcv_heads.py -q
+	$(MAKE) install-test
+
+## The release: an abi3 wheel tagged manylinux_2_28 (linked by zig against glibc 2.28's
+## symbols, so Ubuntu 20.04-era systems that run torch load it) and an sdist, in dist/. The
+## wheel is built from the sdist, so the sdist is known to build. Same target dir as the rest.
+DIST_COMPAT := manylinux_2_28
+dist: check-rust $(VENV_STAMP)
+	rm -rf dist target/sdist && mkdir -p dist target/sdist
+	cd python && ../$(VENV)/bin/maturin sdist -o ../dist
+	tar -xzf dist/cubeops-*.tar.gz -C target/sdist
+	cd target/sdist/cubeops-* && PATH=$(CURDIR)/$(VENV)/bin:$$PATH CARGO_TARGET_DIR=$(CURDIR)/target \
+		maturin build --release --zig --compatibility $(DIST_COMPAT) -o $(CURDIR)/dist
+	$(VPY) tests/dist/check_wheel.py dist
+
+## dist/'s wheel installed into fresh venvs without Rust, on the lowest torch pyproject claims
+## and on the user's (2.9.1): the doctor and the CPU tests there (tests/dist/install_test.sh).
+INSTALL_TORCH := 2.4.1 2.9.1
+install-test: dist
+	@for v in $(INSTALL_TORCH); do bash tests/dist/install_test.sh $$v || exit 1; done
 
 ## Every kernel variant compiled by NVRTC 12.8 (torch 2.9.1's nvidia-cuda-nvrtc-cu12) for
 ## sm_75 ... sm_120a, no GPU needed; fails if one does not build (docs/gpu-support.md).

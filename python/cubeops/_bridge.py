@@ -28,6 +28,17 @@ def describe(t: torch.Tensor) -> tuple:
     return (t.data_ptr(), t.shape, t.stride(), _DTYPES[t.dtype], t.get_device(), available)
 
 
+# torch.compiler.is_exporting: torch >= 2.5 (before that, ONNX export traces with torch.jit only).
+_torch_exporting = getattr(torch.compiler, "is_exporting", lambda: False)
+
+
+def exporting() -> bool:
+    """True while torch.onnx.export traces (the TorchScript and the dynamo exporter alike):
+    the ops then take their plain-torch graphs, which have ONNX translations. The cheap
+    tracing checks go first: is_in_onnx_export alone costs ~2 us per op call."""
+    return (torch.jit.is_tracing() or _torch_exporting()) and torch.onnx.is_in_onnx_export()
+
+
 # torch's own raw getter (what Triton's launcher uses): 0.1 us against ~8 us for
 # torch.cuda.current_stream(device).cuda_stream, which builds a Stream object.
 _raw_stream = getattr(torch._C, "_cuda_getCurrentRawStream", None)

@@ -22,9 +22,10 @@ import types
 from pathlib import Path
 
 from . import _native
-from ._bridge import describe, stream
+from ._bridge import describe, exporting, stream
 from .ops.point_sample import point_sample as _cubeops_point_sample
 from .ops.psamask import PSA_TYPES
+from .ops.psamask import export_graph as _psamask_export_graph
 
 DOCS = "https://github.com/cubeops/cubeops/blob/main/docs/ops/README.md"
 
@@ -48,6 +49,11 @@ def _psamask_ext(backward: bool):
                 f"{(num_, h_feature, w_feature, half_h_mask, half_w_mask)} do not match the tensor of shape {tuple(src.shape)} "
                 f"and mask ({h_mask}, {w_mask})"
             )
+        if exporting() and not backward:
+            # ONNX export (dynamo exporter; the TorchScript one records mmcv's own symbolic,
+            # MMCVPSAMask): the gather graph, written into `dst` as the kernel would.
+            dst.copy_(_psamask_export_graph(src, bool(PSA_TYPES[psa_type]), h_mask, w_mask))
+            return
         native = _native.psamask_backward if backward else _native.psamask_forward
         native(describe(src), describe(dst), PSA_TYPES[psa_type], h_mask, w_mask, stream(src))
 

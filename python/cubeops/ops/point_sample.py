@@ -4,14 +4,16 @@ Registered as torch.library custom ops (`cubeops::point_sample` and its two grad
 with fake implementations, so torch.compile traces them without a graph break, and with
 autograd, so gradients reach both the input and the points. Eager calls take a plain
 autograd.Function over the same kernels: torch.library's Python dispatch costs more host time
-than the kernels take on the GPU at PointHead sizes (docs/gpu-testing.md).
+than the kernels take on the GPU at PointHead sizes (docs/gpu-testing.md). ONNX export traces
+`export_graph`, grid_sample itself (ONNX `GridSample`).
 """
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from .. import _native
-from .._bridge import SUPPORTED_DTYPES, describe, stream
+from .._bridge import SUPPORTED_DTYPES, describe, exporting, stream
 
 
 MODES = ("bilinear", "nearest")
@@ -170,6 +172,16 @@ class _EagerPointSample(torch.autograd.Function):
         return grad_input, grad_points, None, None, None
 
 
+def export_graph(input: Tensor, points: Tensor, align_corners: bool, mode: str, padding_mode: str) -> Tensor:
+    """mmcv's own definition, grid_sample over 2 * points - 1: what ONNX export traces, so the
+    model gets ONNX's GridSample (opset >= 16), which has the same modes and paddings."""
+    grid = 2.0 * points - 1.0
+    if points.dim() == 3:
+        grid = grid.unsqueeze(2)
+    out = F.grid_sample(input, grid, mode=mode, padding_mode=padding_mode, align_corners=align_corners)
+    return out.squeeze(3) if points.dim() == 3 else out
+
+
 def _check(input: Tensor, points: Tensor) -> None:
     if not isinstance(input, Tensor):
         raise TypeError(f"point_sample(): `input` must be a torch.Tensor, got {type(input).__name__}")
@@ -242,6 +254,8 @@ def point_sample(
         raise ValueError(f"point_sample(): `mode` must be one of {MODES}, got {mode!r}")
     if padding_mode not in PADDING_MODES:
         raise ValueError(f"point_sample(): `padding_mode` must be one of {PADDING_MODES}, got {padding_mode!r}")
+    if exporting():
+        return export_graph(input, points, bool(align_corners), mode, padding_mode)
     n, c = input.shape[:2]
     # Explicit size: -1 is ambiguous for an empty batch.
     flat = points.reshape(n, points.shape[1:-1].numel(), 2)

@@ -1,8 +1,8 @@
 """PSAMask: mmcv's `mmcv.ops.PSAMask` (PSANet's point-wise spatial attention masks).
 
 Same shape as point_sample: the `_run_*` functions call the kernels, `cubeops::psamask` is a
-torch.library custom op (fake impl + autograd) for torch.compile, and eager calls take a
-plain autograd.Function over the same kernels.
+torch.library custom op (fake impl + autograd) for torch.compile, eager calls take a plain
+autograd.Function over the same kernels, and ONNX export traces `export_graph`.
 """
 
 from typing import Tuple, Union
@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 
 from .. import _native
-from .._bridge import SUPPORTED_DTYPES, describe, stream
+from .._bridge import SUPPORTED_DTYPES, describe, exporting, stream
 
 PSA_TYPES = {"collect": False, "distribute": True, 0: False, 1: True}
 
@@ -74,6 +74,26 @@ class _EagerPsaMask(torch.autograd.Function):
         return _run_backward(grad_output, ctx.distribute, ctx.mask_h, ctx.mask_w), None, None, None
 
 
+def export_graph(input: Tensor, distribute: bool, mask_h: int, mask_w: int) -> Tensor:
+    """PSAMask as index arithmetic and one gather, in plain torch ops: what ONNX export traces
+    (ONNX has no PSAMask; this becomes Range/Div/Mod/Gather/Where nodes). Each output cell
+    reads the one input cell mapped onto it, or is 0: the inverse of the definition in
+    `psamask`'s docstring."""
+    n, _, h, w = input.shape
+    hw = h * w
+    half_h, half_w = (mask_h - 1) // 2, (mask_w - 1) // 2
+    index = torch.arange(hw, device=input.device)
+    channel, position = index.view(hw, 1), index.view(1, hw)  # output (channel, h * W + w)
+    # 'collect': the channel is the target, the position the source cell; 'distribute': swapped.
+    source, target = (channel, position) if distribute else (position, channel)
+    i = torch.div(target, w, rounding_mode="floor") - torch.div(source, w, rounding_mode="floor") + half_h
+    j = target % w - source % w + half_w
+    inside = (i >= 0) & (i < mask_h) & (j >= 0) & (j < mask_w)
+    flat = ((i * mask_w + j) * hw + source).clamp(0, mask_h * mask_w * hw - 1).reshape(-1)
+    gathered = input.reshape(n, mask_h * mask_w * hw).index_select(1, flat).view(n, hw, hw)
+    return torch.where(inside, gathered, torch.zeros_like(gathered)).view(n, hw, h, w)
+
+
 def mask_pair(mask_size) -> Tuple[int, int]:
     if isinstance(mask_size, int) and not isinstance(mask_size, bool):
         return mask_size, mask_size
@@ -116,6 +136,8 @@ def psamask(input: Tensor, psa_type: Union[str, int] = "collect", mask_size=None
     """
     mask_h, mask_w = mask_pair(mask_size)
     distribute = _check(input, psa_type, mask_h, mask_w)
+    if exporting():
+        return export_graph(input, distribute, mask_h, mask_w)
     if torch.compiler.is_compiling():
         return _forward(input, distribute, mask_h, mask_w)
     return _EagerPsaMask.apply(input, distribute, mask_h, mask_w)
