@@ -57,9 +57,10 @@ dist: check-rust $(VENV_STAMP)
 		maturin build --release --zig --compatibility $(DIST_COMPAT) -o $(CURDIR)/dist
 	$(VPY) tests/dist/check_wheel.py dist
 
-## dist/'s wheel installed into fresh venvs without Rust, on the lowest torch pyproject claims
-## and on the user's (2.9.1): the doctor and the CPU tests there (tests/dist/install_test.sh).
-INSTALL_TORCH := 2.4.1 2.9.1
+## dist's wheel installed into fresh venvs without Rust, on the lowest torch pyproject claims (2.4.1),
+## on the user's (2.9.1) and on the newest on PyPI (2.15.0): the doctor and the CPU tests there
+## (tests/dist/install_test.sh).
+INSTALL_TORCH := 2.4.1 2.9.1 2.15.0
 install-test: dist
 	@for v in $(INSTALL_TORCH); do bash tests/dist/install_test.sh $$v || exit 1; done
 

@@ -124,6 +124,8 @@ def progress(done, total, label, width=28):
 
 
 def plot(rows, path):
+    """One panel per (layout, dtype): a horizontal bar per shape and measurement, the
+    speed-up on a log axis, the 1.0x line drawn (right of it cubeops is faster)."""
     try:
         import matplotlib
     except ImportError:
@@ -132,21 +134,41 @@ def plot(rows, path):
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
-    labels = [f"{r['shape']}\n{r['layout']} {r['dtype']}" for r in rows]
-    fig, ax = plt.subplots(figsize=(max(8, 0.45 * len(rows)), 5))
-    xs = range(len(rows))
-    for offset, (key, name) in zip((-0.27, 0, 0.27), (("speedup_fwd", "forward"), ("speedup_bwd", "backward"),
-                                                       ("speedup_both", "forward+backward"))):
-        ax.bar([x + offset for x in xs], [r[key] for r in rows], width=0.27, label=name)
-    ax.axhline(1.0, color="black", linewidth=0.8)
-    ax.set_xticks(list(xs))
-    ax.set_xticklabels(labels, rotation=90, fontsize=6)
-    ax.set_ylabel("speed-up over grid_sample (x)")
-    ax.set_title("cubeops.point_sample vs torch grid_sample")
-    ax.legend()
+    layouts = list(dict.fromkeys(r["layout"] for r in rows))
+    dtypes = list(dict.fromkeys(r["dtype"] for r in rows))
+    shapes = list(dict.fromkeys(r["shape"] for r in rows))
+    series = (("speedup_fwd", "forward"), ("speedup_bwd", "backward"), ("speedup_both", "forward+backward"))
+    values = [r[key] for r in rows for key, _ in series]
+    limits = (min(0.8 * min(values), 0.5), max(1.25 * max(values), 2.0))
+    fig, axes = plt.subplots(len(layouts), len(dtypes), figsize=(5.2 * len(dtypes), 0.42 * len(shapes) * len(layouts) + 1.6),
+                             sharex=True, sharey=True, squeeze=False)
+    height = 0.8 / len(series)
+    for (i, layout), (j, dtype) in ((a, b) for a in enumerate(layouts) for b in enumerate(dtypes)):
+        ax = axes[i][j]
+        panel = {r["shape"]: r for r in rows if r["layout"] == layout and r["dtype"] == dtype}
+        for k, (key, name) in enumerate(series):
+            ys = [y + (k - 1) * height for y, shape in enumerate(shapes) if shape in panel]
+            ax.barh(ys, [panel[shape][key] for shape in shapes if shape in panel], height=height, label=name)
+        ax.axvline(1.0, color="black", linewidth=1.0)
+        ax.set_xscale("log")
+        ax.set_xlim(*limits)
+        ticks = [t for t in (0.125, 0.25, 0.5, 1, 2, 4, 8, 16) if limits[0] <= t <= limits[1]]
+        ax.set_xticks(ticks, [f"{t:g}x" for t in ticks])
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        ax.set_title(f"{layout.upper()} {dtype}", fontsize=10)
+        ax.grid(axis="x", which="both", alpha=0.3)
+    for ax in axes[:, 0]:
+        ax.set_yticks(range(len(shapes)))
+        ax.set_yticklabels(shapes, fontsize=8)
+        ax.invert_yaxis()
+    for ax in axes[-1]:
+        ax.set_xlabel("speed-up over grid_sample (x, log; > 1 is faster)")
+    axes[0][0].legend(fontsize=8, loc="lower right")
+    fig.suptitle("cubeops.point_sample vs torch grid_sample, shapes (N, C, H, W, P)")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=110)
 
 
 def replot(csv_path, out):

@@ -174,3 +174,22 @@ def test_mmcv_point_sample_exports(tmp_path, dynamo):
     got = run_onnx(tmp_path / "mmcv_point_sample.onnx", args)
     reference = grid_sample_point_sample(*(a.double() for a in args))
     assert (got.double() - reference).abs().max().item() <= TOL
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("dynamo", [None, False], ids=["default", "torchscript"])
+def test_export_from_cuda_tensors(tmp_path, dynamo):
+    """A model living on the GPU exports the same graphs (mmcv's own ONNX tests export CUDA
+    modules); the model runs in onnxruntime on the CPU against cubeops' CUDA kernels."""
+    kwargs = {} if dynamo is None else {"dynamo": dynamo}
+    args = point_sample_args((2, 40, 2), seed=4)
+    module = PointSample(True, padding_mode="border")
+    export(module, tuple(a.cuda() for a in args), tmp_path / "ps.onnx", **kwargs)
+    expected = module(*(a.cuda() for a in args)).cpu()
+    assert (run_onnx(tmp_path / "ps.onnx", args) - expected).abs().max().item() <= TOL
+
+    input = torch.randn(2, 15, 6, 5, generator=torch.Generator().manual_seed(5))
+    for psa_type in ("collect", "distribute"):
+        module = PsaMask(psa_type, (5, 3))
+        export(module, (input.cuda(),), tmp_path / "psa.onnx", **kwargs)
+        assert torch.equal(run_onnx(tmp_path / "psa.onnx", (input,)), module(input.cuda()).cpu())
