@@ -37,8 +37,8 @@ SMOKE = [(1, 3, 8, 8, 16), (2, 5, 12, 10, 40)]
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
-def grid_sample(input, points):
-    return F.grid_sample(input, 2 * points.unsqueeze(2) - 1, align_corners=False).squeeze(3)
+def grid_sample(input, points, align_corners=False):
+    return F.grid_sample(input, 2 * points.unsqueeze(2) - 1, align_corners=align_corners).squeeze(3)
 
 
 class Timer:
@@ -84,21 +84,21 @@ def traffic(n, c, p, element):
     return forward, backward
 
 
-def measure(fn_fwd, x, p, timer, repeat):
+def measure(fn_fwd, x, p, align_corners, timer, repeat):
     """Forward, backward, forward + backward times; the output gradient has the output's
     layout, as autograd hands it over from a following elementwise op."""
-    out = fn_fwd(x, p)
+    out = fn_fwd(x, p, align_corners)
     g = torch.randn_like(out)
 
     def fwd():
         with torch.no_grad():
-            fn_fwd(x, p)
+            fn_fwd(x, p, align_corners)
 
     def bwd():
         torch.autograd.grad(out, (x, p), g, retain_graph=True)
 
     def both():
-        torch.autograd.grad(fn_fwd(x, p), (x, p), g)
+        torch.autograd.grad(fn_fwd(x, p, align_corners), (x, p), g)
 
     for f in (fwd, bwd, both):  # warm-up (and kernel compilation)
         f()
@@ -138,7 +138,9 @@ def plot(rows, path):
 
     layouts = list(dict.fromkeys(r["layout"] for r in rows))
     dtypes = list(dict.fromkeys(r["dtype"] for r in rows))
-    shapes = list(dict.fromkeys(r["shape"] for r in rows))
+    for r in rows:  # align_corners=True rows (a column since issue 14) get their own label
+        r["label"] = r["shape"] + (" ac" if str(r.get("align_corners", False)) == "True" else "")
+    shapes = list(dict.fromkeys(r["label"] for r in rows))
     series = (("speedup_fwd", "forward"), ("speedup_bwd", "backward"), ("speedup_both", "forward+backward"))
     values = [r[key] for r in rows for key, _ in series]
     limits = (min(0.8 * min(values), 0.5), max(1.25 * max(values), 2.0))
@@ -147,7 +149,7 @@ def plot(rows, path):
     height = 0.8 / len(series)
     for (i, layout), (j, dtype) in ((a, b) for a in enumerate(layouts) for b in enumerate(dtypes)):
         ax = axes[i][j]
-        panel = {r["shape"]: r for r in rows if r["layout"] == layout and r["dtype"] == dtype}
+        panel = {r["label"]: r for r in rows if r["layout"] == layout and r["dtype"] == dtype}
         for k, (key, name) in enumerate(series):
             ys = [y + (k - 1) * height for y, shape in enumerate(shapes) if shape in panel]
             ax.barh(ys, [panel[shape][key] for shape in shapes if shape in panel], height=height, label=name)
@@ -166,7 +168,7 @@ def plot(rows, path):
     for ax in axes[-1]:
         ax.set_xlabel("speed-up over grid_sample (x, log; > 1 is faster)")
     axes[0][0].legend(fontsize=8, loc="lower right")
-    fig.suptitle("cubeops.point_sample vs torch grid_sample, shapes (N, C, H, W, P)")
+    fig.suptitle("cubeops.point_sample vs torch grid_sample, shapes (N, C, H, W, P); ac: align_corners=True")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 
@@ -187,6 +189,8 @@ def main(argv=None):
     parser.add_argument("--repeat", type=int, default=None, help="samples per measurement (default 20, smoke 2)")
     parser.add_argument("--batch", type=int, default=None, help="back-to-back calls per sample (default 10, smoke 1)")
     parser.add_argument("--dtypes", default="float32,bfloat16,float16")
+    parser.add_argument("--align-corners", default="False,True",
+                        help="align_corners values (True: torch sends bilinear/zeros grid_sample to cuDNN)")
     parser.add_argument("--out", default="target/bench", help="directory for point_sample.csv and point_sample.png")
     parser.add_argument("--replot", metavar="CSV", help="only draw the PNG (into --out) from a CSV of an earlier run")
     args = parser.parse_args(argv)
@@ -197,44 +201,46 @@ def main(argv=None):
     repeat = args.repeat or (2 if args.smoke else 20)
     batch = args.batch or (1 if args.smoke else 10)
     dtypes = [DTYPES[d] for d in args.dtypes.split(",")]
+    aligns = [{"False": False, "True": True}[a] for a in args.align_corners.split(",")]
     timer = Timer(device, batch)
     bandwidth = copy_bandwidth(device, timer)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
     print(f"{name}, torch {torch.__version__}, cubeops {cubeops.__version__}; medians of {repeat} samples of {batch} calls; "
           f"copy bandwidth {bandwidth / 1e9:.0f} GB/s (read + write)")
-    head = (f"{'(N, C, H, W, P)':>26} {'layout':>6} {'dtype':>8} | {'fwd ms':>7} {'ref':>7} {'x':>5} | "
+    head = (f"{'(N, C, H, W, P)':>26} {'ac':>2} {'layout':>6} {'dtype':>8} | {'fwd ms':>7} {'ref':>7} {'x':>5} | "
             f"{'bwd ms':>7} {'ref':>7} {'x':>5} | {'f+b ms':>7} {'ref':>7} {'x':>5} | {'bw fwd':>6} {'bw bwd':>6} | {'det bwd':>7}")
     print(head)
-    rows, total, done = [], len(shapes) * 2 * len(dtypes), 0
-    for n, c, h, w, p in shapes:
-        for layout in ("nchw", "nhwc"):
-            for dtype in dtypes:
-                label = f"({n}, {c}, {h}, {w}, {p}) {layout} {str(dtype)[6:]}"
-                progress(done, total, label)
-                gen = torch.Generator().manual_seed(0)
-                x = torch.randn(n, c, h, w, generator=gen).to(device=device, dtype=dtype)
-                if layout == "nhwc":
-                    x = x.contiguous(memory_format=torch.channels_last)
-                x.requires_grad_()
-                pts = torch.rand(n, p, 2, generator=gen).to(device=device, dtype=dtype).requires_grad_()
-                ours = measure(cubeops.point_sample, x, pts, timer, repeat)
-                ref = measure(grid_sample, x, pts, timer, repeat)
-                det_bwd = deterministic_backward(ours[3], timer, repeat)
-                fwd_bytes, bwd_bytes = traffic(n, c, p, x.element_size())
-                row = dict(shape=f"({n}, {c}, {h}, {w}, {p})", layout=layout, dtype=str(dtype)[6:],
-                           fwd_ms=ours[0] * 1e3, ref_fwd_ms=ref[0] * 1e3, bwd_ms=ours[1] * 1e3,
-                           ref_bwd_ms=ref[1] * 1e3, both_ms=ours[2] * 1e3, ref_both_ms=ref[2] * 1e3,
-                           speedup_fwd=ref[0] / ours[0], speedup_bwd=ref[1] / ours[1], speedup_both=ref[2] / ours[2],
-                           bw_fwd=fwd_bytes / ours[0] / bandwidth, bw_bwd=bwd_bytes / ours[1] / bandwidth,
-                           det_bwd_ms=det_bwd * 1e3)
-                rows.append(row)
-                done += 1
-                progress(done, total, label)
-                print(f"{row['shape']:>26} {layout:>6} {row['dtype']:>8} | {row['fwd_ms']:7.3f} {row['ref_fwd_ms']:7.3f} "
-                      f"{row['speedup_fwd']:5.2f} | {row['bwd_ms']:7.3f} {row['ref_bwd_ms']:7.3f} {row['speedup_bwd']:5.2f} | "
-                      f"{row['both_ms']:7.3f} {row['ref_both_ms']:7.3f} {row['speedup_both']:5.2f} | "
-                      f"{row['bw_fwd']:6.1%} {row['bw_bwd']:6.1%} | {row['det_bwd_ms']:7.3f}", flush=True)
-                del x, pts
+    rows, total, done = [], len(shapes) * len(aligns) * 2 * len(dtypes), 0
+    for (n, c, h, w, p), align, layout, dtype in (
+        (shape, align, layout, dtype)
+        for shape in shapes for align in aligns for layout in ("nchw", "nhwc") for dtype in dtypes
+    ):
+        label = f"({n}, {c}, {h}, {w}, {p}) {'ac ' if align else ''}{layout} {str(dtype)[6:]}"
+        progress(done, total, label)
+        gen = torch.Generator().manual_seed(0)
+        x = torch.randn(n, c, h, w, generator=gen).to(device=device, dtype=dtype)
+        if layout == "nhwc":
+            x = x.contiguous(memory_format=torch.channels_last)
+        x.requires_grad_()
+        pts = torch.rand(n, p, 2, generator=gen).to(device=device, dtype=dtype).requires_grad_()
+        ours = measure(cubeops.point_sample, x, pts, align, timer, repeat)
+        ref = measure(grid_sample, x, pts, align, timer, repeat)
+        det_bwd = deterministic_backward(ours[3], timer, repeat)
+        fwd_bytes, bwd_bytes = traffic(n, c, p, x.element_size())
+        row = dict(shape=f"({n}, {c}, {h}, {w}, {p})", align_corners=align, layout=layout, dtype=str(dtype)[6:],
+                   fwd_ms=ours[0] * 1e3, ref_fwd_ms=ref[0] * 1e3, bwd_ms=ours[1] * 1e3,
+                   ref_bwd_ms=ref[1] * 1e3, both_ms=ours[2] * 1e3, ref_both_ms=ref[2] * 1e3,
+                   speedup_fwd=ref[0] / ours[0], speedup_bwd=ref[1] / ours[1], speedup_both=ref[2] / ours[2],
+                   bw_fwd=fwd_bytes / ours[0] / bandwidth, bw_bwd=bwd_bytes / ours[1] / bandwidth,
+                   det_bwd_ms=det_bwd * 1e3)
+        rows.append(row)
+        done += 1
+        progress(done, total, label)
+        print(f"{row['shape']:>26} {'T' if align else 'F':>2} {layout:>6} {row['dtype']:>8} | {row['fwd_ms']:7.3f} {row['ref_fwd_ms']:7.3f} "
+              f"{row['speedup_fwd']:5.2f} | {row['bwd_ms']:7.3f} {row['ref_bwd_ms']:7.3f} {row['speedup_bwd']:5.2f} | "
+              f"{row['both_ms']:7.3f} {row['ref_both_ms']:7.3f} {row['speedup_both']:5.2f} | "
+              f"{row['bw_fwd']:6.1%} {row['bw_bwd']:6.1%} | {row['det_bwd_ms']:7.3f}", flush=True)
+        del x, pts
     os.makedirs(args.out, exist_ok=True)
     csv_path, png_path = os.path.join(args.out, "point_sample.csv"), os.path.join(args.out, "point_sample.png")
     with open(csv_path, "w", newline="") as f:

@@ -17,9 +17,23 @@ def test_point_sample_bench_smoke(tmp_path, monkeypatch, capsys):
     assert "copy bandwidth" in out and "forward+backward nhwc: speed-up" in out
     with open(tmp_path / "point_sample.csv") as f:
         rows = list(csv.DictReader(f))
-    assert len(rows) == 2 * 2 * 2  # shapes x layouts x dtypes
+    assert len(rows) == 2 * 2 * 2 * 2  # shapes x align_corners x layouts x dtypes
+    assert {r["align_corners"] for r in rows} == {"False", "True"}
     assert all(float(r["fwd_ms"]) > 0 and float(r["speedup_both"]) > 0 for r in rows)
     assert (tmp_path / "point_sample.png").stat().st_size > 1000
+
+
+def test_pointhead_bench_smoke(tmp_path, monkeypatch, capsys):
+    """mmseg's PointHead, both point_samples, the three modes (tiny heads, CPU)."""
+    script = SCRIPT.parent / "pointhead_torch.py"
+    monkeypatch.setattr(sys, "argv", [str(script), "--smoke", "--device", "cpu", "--out", str(tmp_path)])
+    runpy.run_path(str(script), run_name="__main__")
+    assert "geometric mean speed-up" in capsys.readouterr().out
+    with open(tmp_path / "pointhead.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["mode"] for r in rows] == ["train f32", "train bf16 autocast", "inference f32"] * 2
+    assert all(float(r["cubeops_ms"]) > 0 and float(r["mmcv_ms"]) > 0 for r in rows)
+    assert (tmp_path / "pointhead.png").stat().st_size > 1000
 
 
 def test_replot_and_rust_table_plot(tmp_path, monkeypatch):

@@ -1,0 +1,229 @@
+"""mmsegmentation's PointHead with DiffBEV's settings: cubeops' point_sample against mmcv's
+own (torch's grid_sample) on the same head, weights and tensors.
+
+DiffBEV (configs/_base_/models/pointrend_r50.py): 14 classes, 2048 training points,
+oversample_ratio 3, importance_sample_ratio 0.75; inference 2 subdivision steps of 8196 points
+at scale 2. One training step = `PointHead.loss` (point selection on the coarse logits, fine
+and coarse point features, label sampling, loss) + backward into the fine features, the coarse
+logits and the head's weights; one inference = `PointHead.predict` (both subdivision steps).
+
+Training runs in float32 and under bf16 autocast (DiffBEV trains in bf16). Inference runs in
+float32 only: mmseg's `PointHead.predict` fails under bf16 autocast with either point_sample
+(it scatters bf16 point logits into float32 logits).
+
+    python benches/pointhead_torch.py                      # CUDA, DiffBEV's sizes
+    python benches/pointhead_torch.py --smoke --device cpu --out target/bench-smoke
+
+Times are medians of CUDA-event timings of `--batch` back-to-back calls, the two
+implementations interleaved sample by sample so that drift of the clock or the device hits
+both. Prints a table, writes pointhead.csv and pointhead.png into --out.
+"""
+
+import argparse
+import contextlib
+import csv
+import logging
+import os
+import statistics
+import sys
+import time
+
+import torch
+
+import cubeops
+import cubeops.mmcv_compat  # noqa: F401  (before mmcv: provides mmcv._ext, patches point_sample)
+from mmengine.config import ConfigDict
+from mmengine.logging import MMLogger
+from mmengine.structures import PixelData
+from mmseg.models.decode_heads import point_head as mmseg_point_head
+from mmseg.registry import MODELS
+from mmseg.structures import SegDataSample
+from mmseg.utils import register_all_modules
+
+NUM_CLASSES = 14
+# (N, C, H, W): fine features; the coarse logits are (N, 14, H, W), the labels (N, 2H, 2W).
+FULL = [(8, 256, 100, 100), (2, 512, 50, 50), (16, 64, 100, 100)]
+SMOKE = [(1, 8, 12, 12), (2, 16, 10, 14)]
+IMPLS = ("cubeops", "mmcv")
+
+
+def head_config(channels, smoke):
+    points = dict(num_points=64, subdivision=96) if smoke else dict(num_points=2048, subdivision=8196)
+    return ConfigDict(
+        type="PointHead", in_channels=[channels], in_index=[0], channels=channels, num_fcs=3,
+        coarse_pred_each_layer=True, dropout_ratio=-1, num_classes=NUM_CLASSES, align_corners=False,
+        loss_decode=dict(type="CrossEntropyLoss", use_sigmoid=False, loss_weight=1.0),
+    ), ConfigDict(
+        num_points=points["num_points"], oversample_ratio=3, importance_sample_ratio=0.75,
+    ), ConfigDict(
+        mode="whole", subdivision_steps=2, subdivision_num_points=points["subdivision"], scale_factor=2,
+    )
+
+
+@contextlib.contextmanager
+def point_sample_impl(name):
+    """PointHead bound mmcv's `point_sample` at import (the drop-in's cubeops one): for
+    'mmcv', mmcv's own pure-PyTorch function instead, for this block."""
+    bound = mmseg_point_head.point_sample
+    if name == "mmcv":
+        mmseg_point_head.point_sample = cubeops.mmcv_compat.original_point_sample
+    try:
+        yield
+    finally:
+        mmseg_point_head.point_sample = bound
+
+
+class Timer:
+    def __init__(self, device, batch):
+        self.cuda, self.batch = device.type == "cuda", batch
+
+    def __call__(self, fn):
+        """Seconds per call over one sample of `batch` back-to-back calls."""
+        if self.cuda:
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            for _ in range(self.batch):
+                fn()
+            end.record()
+            end.synchronize()
+            return start.elapsed_time(end) / 1e3 / self.batch
+        start = time.perf_counter()
+        for _ in range(self.batch):
+            fn()
+        return (time.perf_counter() - start) / self.batch
+
+
+def case(shape, device, smoke):
+    n, c, h, w = shape
+    head_cfg, train_cfg, test_cfg = head_config(c, smoke)
+    torch.manual_seed(0)
+    head = MODELS.build(head_cfg).to(device)
+    head.init_weights()
+    gen = torch.Generator().manual_seed(1)
+    fine = torch.randn(n, c, h, w, generator=gen).to(device).requires_grad_()
+    coarse = torch.randn(n, NUM_CLASSES, h, w, generator=gen).to(device).requires_grad_()
+    labels = torch.randint(0, NUM_CLASSES, (n, 2 * h, 2 * w), generator=gen).to(device)
+    data_samples = []
+    for label in labels:
+        sample = SegDataSample(metainfo=dict(img_shape=(4 * h, 4 * w), ori_shape=(4 * h, 4 * w)))
+        sample.gt_sem_seg = PixelData(data=label[None])
+        data_samples.append(sample)
+    metas = [s.metainfo for s in data_samples]
+
+    def train_step(autocast):
+        def step():
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
+                losses = head.loss([fine], coarse, data_samples, train_cfg)
+                loss = sum(v for k, v in losses.items() if "loss" in k)
+            loss.backward()
+        return step
+
+    def inference():
+        with torch.no_grad():
+            head.predict([fine], coarse, metas, test_cfg)
+
+    head.train()
+    modes = {"train f32": train_step(False), "train bf16 autocast": train_step(True)}
+    return head, modes, inference
+
+
+def run_case(shape, device, smoke, timer, repeat):
+    head, modes, inference = case(shape, device, smoke)
+    results = {}
+    for mode, fn in list(modes.items()) + [("inference f32", inference)]:
+        head.train(mode != "inference f32")
+        samples = {impl: [] for impl in IMPLS}
+        for impl in IMPLS:  # warm-up: kernel compilation, allocator, cuDNN
+            with point_sample_impl(impl):
+                torch.manual_seed(2)
+                fn()
+        for i in range(repeat):
+            # Interleaved, alternating which goes first; the same random points for both.
+            for impl in (IMPLS if i % 2 == 0 else IMPLS[::-1]):
+                with point_sample_impl(impl):
+                    torch.manual_seed(3 + i)
+                    samples[impl].append(timer(fn))
+        results[mode] = {impl: statistics.median(samples[impl]) for impl in IMPLS}
+    return results
+
+
+def plot(rows, path):
+    """One bar per (size, mode): speed-up of the head over the same head on grid_sample."""
+    try:
+        import matplotlib
+    except ImportError:
+        print(f"matplotlib is not installed: no {path}")
+        return
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import matplotlib.ticker
+
+    shapes = list(dict.fromkeys(r["shape"] for r in rows))
+    modes = list(dict.fromkeys(r["mode"] for r in rows))
+    height = 0.8 / len(modes)
+    fig, ax = plt.subplots(figsize=(8, 0.9 * len(shapes) * len(modes) / 2 + 1.8))
+    for k, mode in enumerate(modes):
+        ys = [y + (k - (len(modes) - 1) / 2) * height for y in range(len(shapes))]
+        speed = {r["shape"]: r["speedup"] for r in rows if r["mode"] == mode}
+        ax.barh(ys, [speed[s] for s in shapes], height=height, label=mode)
+    ax.axvline(1.0, color="black", linewidth=1.0)
+    ax.set_xscale("log")
+    values = [r["speedup"] for r in rows]
+    lo, hi = min(0.5, 0.8 * min(values)), max(2.0, 1.25 * max(values))
+    ax.set_xlim(lo, hi)
+    ticks = [t for t in (0.25, 0.5, 0.8, 1, 1.25, 1.5, 2, 4) if lo <= t <= hi]
+    ax.set_xticks(ticks, [f"{t:g}x" for t in ticks])
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    ax.set_yticks(range(len(shapes)), [f"fine {s}" for s in shapes])
+    ax.invert_yaxis()
+    ax.set_xlabel("speed-up of the PointHead step over the same head on grid_sample (x, log; > 1 is faster)")
+    ax.set_title("mmseg PointHead (DiffBEV settings): cubeops vs mmcv's point_sample")
+    ax.grid(axis="x", which="both", alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--smoke", action="store_true", help="two tiny heads, 2 samples: checks the script runs")
+    parser.add_argument("--repeat", type=int, default=None, help="samples per measurement (default 15, smoke 2)")
+    parser.add_argument("--batch", type=int, default=None, help="back-to-back calls per sample (default 5, smoke 1)")
+    parser.add_argument("--out", default="target/bench", help="directory for pointhead.csv and pointhead.png")
+    args = parser.parse_args(argv)
+    register_all_modules()
+    MMLogger.get_current_instance().setLevel(logging.WARNING)  # init_weights' per-parameter log
+    device = torch.device(args.device)
+    shapes = SMOKE if args.smoke else FULL
+    repeat = args.repeat or (2 if args.smoke else 15)
+    timer = Timer(device, args.batch or (1 if args.smoke else 5))
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+    print(f"PointHead on {name}, torch {torch.__version__}, cubeops {cubeops.__version__}; "
+          f"medians of {repeat} samples of {timer.batch} calls", flush=True)
+    print(f"{'fine (N, C, H, W)':>22} {'mode':>20} | {'cubeops ms':>10} {'mmcv ms':>9} {'x':>6}", flush=True)
+    rows = []
+    for i, shape in enumerate(shapes):
+        print(f"[{i + 1}/{len(shapes)}] {shape} ...", file=sys.stderr, flush=True)
+        for mode, times in run_case(shape, device, args.smoke, timer, repeat).items():
+            row = dict(shape=str(shape), mode=mode, cubeops_ms=times["cubeops"] * 1e3, mmcv_ms=times["mmcv"] * 1e3,
+                       speedup=times["mmcv"] / times["cubeops"])
+            rows.append(row)
+            print(f"{row['shape']:>22} {mode:>20} | {row['cubeops_ms']:10.3f} {row['mmcv_ms']:9.3f} {row['speedup']:5.2f}x",
+                  flush=True)
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+    geo = statistics.geometric_mean([r["speedup"] for r in rows])
+    print(f"geometric mean speed-up: {geo:.2f}x")
+    os.makedirs(args.out, exist_ok=True)
+    csv_path, png_path = os.path.join(args.out, "pointhead.csv"), os.path.join(args.out, "pointhead.png")
+    with open(csv_path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    plot(rows, png_path)
+    print(f"wrote {csv_path} and {png_path}")
+
+
+if __name__ == "__main__":
+    main()
