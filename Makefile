@@ -31,7 +31,7 @@ demo: check-rust $(VENV_STAMP)
 
 ## Every test: Rust (unit, fixtures, composite, wgpu kernels on Mesa llvmpipe, doc tests),
 ## then the Python package built by maturin from the same target dir, and pytest; then the
-## release wheel (dist) installed without Rust on two torch versions (install-test).
+## release wheel (dist) installed without Rust on three torch versions (install-test).
 ## CUDA tests are compiled and skipped here (they need a GPU: see docs/gpu-testing.md).
 test: check-rust vulkan $(VENV_STAMP)
 	@mkdir -p $(XDG_RUNTIME_DIR)

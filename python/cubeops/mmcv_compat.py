@@ -52,7 +52,7 @@ def _psamask_ext(backward: bool):
         if exporting() and not backward:
             # ONNX export (dynamo exporter; the TorchScript one records mmcv's own symbolic,
             # MMCVPSAMask): the gather graph, written into `dst` as the kernel would.
-            dst.copy_(_psamask_export_graph(src, bool(PSA_TYPES[psa_type]), h_mask, w_mask))
+            dst.copy_(_psamask_export_graph(src, PSA_TYPES[psa_type], h_mask, w_mask))
             return
         native = _native.psamask_backward if backward else _native.psamask_forward
         native(describe(src), describe(dst), PSA_TYPES[psa_type], h_mask, w_mask, stream(src))

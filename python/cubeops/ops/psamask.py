@@ -76,7 +76,7 @@ class _EagerPsaMask(torch.autograd.Function):
 
 def export_graph(input: Tensor, distribute: bool, mask_h: int, mask_w: int) -> Tensor:
     """PSAMask as index arithmetic and one gather, in plain torch ops: what ONNX export traces
-    (ONNX has no PSAMask; this becomes Range/Div/Mod/Gather/Where nodes). Each output cell
+    (ONNX has no PSAMask; this becomes Gather/Where over index arithmetic). Each output cell
     reads the one input cell mapped onto it, or is 0: the inverse of the definition in
     `psamask`'s docstring."""
     n, _, h, w = input.shape
