@@ -147,6 +147,35 @@ def run_case(shape, device, smoke, timer, repeat):
     return results
 
 
+def profile_host(shape, device, smoke, steps=50):
+    """Where the host time of a training step goes, per implementation: cProfile's top
+    functions by own time over `steps` steps (the step is host-bound at DiffBEV's sizes)."""
+    import cProfile
+    import pstats
+
+    head, modes, _ = case(shape, device, smoke)
+    step = modes["train f32"]
+    for impl in IMPLS:
+        with point_sample_impl(impl):
+            step()  # warm-up
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            profiler = cProfile.Profile()
+            profiler.enable()
+            for _ in range(steps):
+                step()
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            profiler.disable()
+        stats = pstats.Stats(profiler)
+        print(f"\n== {impl}: {shape} train f32, {steps} steps, {stats.total_tt / steps * 1e3:.3f} ms host per step "
+              f"(under cProfile); top functions by own time per step:")
+        rows = sorted(stats.stats.items(), key=lambda kv: kv[1][2], reverse=True)[:22]
+        for (file, line, name), (calls, _, own, cumulative, _) in rows:
+            print(f"  {own / steps * 1e6:8.1f} us own {cumulative / steps * 1e6:8.1f} us cum {calls // steps:4d} calls  "
+                  f"{os.path.basename(file)}:{line} {name}")
+
+
 def plot(rows, path):
     """One bar per (size, mode): speed-up of the head over the same head on grid_sample."""
     try:
@@ -191,11 +220,15 @@ def main(argv=None):
     parser.add_argument("--repeat", type=int, default=None, help="samples per measurement (default 15, smoke 2)")
     parser.add_argument("--batch", type=int, default=None, help="back-to-back calls per sample (default 5, smoke 1)")
     parser.add_argument("--out", default="target/bench", help="directory for pointhead.csv and pointhead.png")
+    parser.add_argument("--profile", action="store_true",
+                        help="instead of timing: where each implementation's host time goes (cProfile)")
     args = parser.parse_args(argv)
     register_all_modules()
     MMLogger.get_current_instance().setLevel(logging.WARNING)  # init_weights' per-parameter log
     device = torch.device(args.device)
     shapes = SMOKE if args.smoke else FULL
+    if args.profile:
+        return profile_host(shapes[0], device, args.smoke, steps=3 if args.smoke else 50)
     repeat = args.repeat or (2 if args.smoke else 15)
     timer = Timer(device, args.batch or (1 if args.smoke else 5))
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
