@@ -26,6 +26,9 @@ import torch.nn.functional as F
 
 import cubeops
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import speedup_plot  # noqa: E402  (benches/, beside this script)
+
 # (N, C, H, W, P): PointHead's feature sampling (fine features C=256/512 at 1/2..1/4 of a
 # 200x200 BEV, 2048 .. 8196 .. 100k points) and coarse logits (C=14..19).
 FULL = [
@@ -126,16 +129,9 @@ def progress(done, total, label, width=28):
 def plot(rows, path):
     """One panel per (layout, dtype): a horizontal bar per shape and measurement, the
     speed-up on a log axis, the 1.0x line drawn (right of it cubeops is faster)."""
-    try:
-        import matplotlib
-    except ImportError:
-        print(f"matplotlib is not installed: no {path}; plot the CSV elsewhere with --replot")
+    plt = speedup_plot.pyplot(path, "; plot the CSV elsewhere with --replot")
+    if plt is None:
         return
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import matplotlib.ticker
-
     layouts = list(dict.fromkeys(r["layout"] for r in rows))
     dtypes = list(dict.fromkeys(r["dtype"] for r in rows))
     for r in rows:  # align_corners=True rows (a column since issue 14) get their own label
@@ -143,7 +139,7 @@ def plot(rows, path):
     shapes = list(dict.fromkeys(r["label"] for r in rows))
     series = (("speedup_fwd", "forward"), ("speedup_bwd", "backward"), ("speedup_both", "forward+backward"))
     values = [r[key] for r in rows for key, _ in series]
-    limits = (min(0.8 * min(values), 0.5), max(1.25 * max(values), 2.0))
+    lo, hi = speedup_plot.limits(values)
     fig, axes = plt.subplots(len(layouts), len(dtypes), figsize=(5.2 * len(dtypes), 0.42 * len(shapes) * len(layouts) + 1.6),
                              sharex=True, sharey=True, squeeze=False)
     height = 0.8 / len(series)
@@ -153,14 +149,8 @@ def plot(rows, path):
         for k, (key, name) in enumerate(series):
             ys = [y + (k - 1) * height for y, shape in enumerate(shapes) if shape in panel]
             ax.barh(ys, [panel[shape][key] for shape in shapes if shape in panel], height=height, label=name)
-        ax.axvline(1.0, color="black", linewidth=1.0)
-        ax.set_xscale("log")
-        ax.set_xlim(*limits)
-        ticks = [t for t in (0.125, 0.25, 0.5, 1, 2, 4, 8, 16) if limits[0] <= t <= limits[1]]
-        ax.set_xticks(ticks, [f"{t:g}x" for t in ticks])
-        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        speedup_plot.speedup_axis(ax, lo, hi)
         ax.set_title(f"{layout.upper()} {dtype}", fontsize=10)
-        ax.grid(axis="x", which="both", alpha=0.3)
     for ax in axes[:, 0]:
         ax.set_yticks(range(len(shapes)))
         ax.set_yticklabels(shapes, fontsize=8)

@@ -40,6 +40,9 @@ from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 from mmseg.utils import register_all_modules
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import speedup_plot  # noqa: E402  (benches/, beside this script)
+
 NUM_CLASSES = 14
 # (N, C, H, W): fine features; the coarse logits are (N, 14, H, W), the labels (N, 2H, 2W).
 FULL = [(8, 256, 100, 100), (2, 512, 50, 50), (16, 64, 100, 100)]
@@ -178,15 +181,9 @@ def profile_host(shape, device, smoke, steps=50):
 
 def plot(rows, path):
     """One bar per (size, mode): speed-up of the head over the same head on grid_sample."""
-    try:
-        import matplotlib
-    except ImportError:
-        print(f"matplotlib is not installed: no {path}")
+    plt = speedup_plot.pyplot(path)
+    if plt is None:
         return
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import matplotlib.ticker
-
     shapes = list(dict.fromkeys(r["shape"] for r in rows))
     modes = list(dict.fromkeys(r["mode"] for r in rows))
     height = 0.8 / len(modes)
@@ -195,19 +192,12 @@ def plot(rows, path):
         ys = [y + (k - (len(modes) - 1) / 2) * height for y in range(len(shapes))]
         speed = {r["shape"]: r["speedup"] for r in rows if r["mode"] == mode}
         ax.barh(ys, [speed[s] for s in shapes], height=height, label=mode)
-    ax.axvline(1.0, color="black", linewidth=1.0)
-    ax.set_xscale("log")
-    values = [r["speedup"] for r in rows]
-    lo, hi = min(0.5, 0.8 * min(values)), max(2.0, 1.25 * max(values))
-    ax.set_xlim(lo, hi)
-    ticks = [t for t in (0.25, 0.5, 0.8, 1, 1.25, 1.5, 2, 4) if lo <= t <= hi]
-    ax.set_xticks(ticks, [f"{t:g}x" for t in ticks])
-    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    speedup_plot.speedup_axis(ax, *speedup_plot.limits([r["speedup"] for r in rows]),
+                              ticks=(0.25, 0.5, 0.8, 1, 1.25, 1.5, 2, 4))
     ax.set_yticks(range(len(shapes)), [f"fine {s}" for s in shapes])
     ax.invert_yaxis()
     ax.set_xlabel("speed-up of the PointHead step over the same head on grid_sample (x, log; > 1 is faster)")
     ax.set_title("mmseg PointHead (DiffBEV settings): cubeops vs mmcv's point_sample")
-    ax.grid(axis="x", which="both", alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
