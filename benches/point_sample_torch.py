@@ -19,7 +19,6 @@ import csv
 import os
 import statistics
 import sys
-import time
 
 import torch
 import torch.nn.functional as F
@@ -27,7 +26,7 @@ import torch.nn.functional as F
 import cubeops
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import speedup_plot  # noqa: E402  (benches/, beside this script)
+import bench_common  # noqa: E402  (benches/, beside this script)
 
 # (N, C, H, W, P): PointHead's feature sampling (fine features C=256/512 at 1/2..1/4 of a
 # 200x200 BEV, 2048 .. 8196 .. 100k points) and coarse logits (C=14..19).
@@ -54,22 +53,7 @@ class Timer:
         self.batch = batch
 
     def __call__(self, fn, repeat):
-        times = []
-        for _ in range(repeat):
-            if self.cuda:
-                start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-                start.record()
-                for _ in range(self.batch):
-                    fn()
-                end.record()
-                end.synchronize()
-                times.append(start.elapsed_time(end) / 1e3 / self.batch)
-            else:
-                start = time.perf_counter()
-                for _ in range(self.batch):
-                    fn()
-                times.append((time.perf_counter() - start) / self.batch)
-        return statistics.median(times)
+        return statistics.median(bench_common.seconds_per_call(fn, self.batch, self.cuda) for _ in range(repeat))
 
 
 def copy_bandwidth(device, timer):
@@ -129,7 +113,7 @@ def progress(done, total, label, width=28):
 def plot(rows, path):
     """One panel per (layout, dtype): a horizontal bar per shape and measurement, the
     speed-up on a log axis, the 1.0x line drawn (right of it cubeops is faster)."""
-    plt = speedup_plot.pyplot(path, "; plot the CSV elsewhere with --replot")
+    plt = bench_common.pyplot(path, "; plot the CSV elsewhere with --replot")
     if plt is None:
         return
     layouts = list(dict.fromkeys(r["layout"] for r in rows))
@@ -139,7 +123,7 @@ def plot(rows, path):
     shapes = list(dict.fromkeys(r["label"] for r in rows))
     series = (("speedup_fwd", "forward"), ("speedup_bwd", "backward"), ("speedup_both", "forward+backward"))
     values = [r[key] for r in rows for key, _ in series]
-    lo, hi = speedup_plot.limits(values)
+    lo, hi = bench_common.limits(values)
     fig, axes = plt.subplots(len(layouts), len(dtypes), figsize=(5.2 * len(dtypes), 0.42 * len(shapes) * len(layouts) + 1.6),
                              sharex=True, sharey=True, squeeze=False)
     height = 0.8 / len(series)
@@ -149,7 +133,7 @@ def plot(rows, path):
         for k, (key, name) in enumerate(series):
             ys = [y + (k - 1) * height for y, shape in enumerate(shapes) if shape in panel]
             ax.barh(ys, [panel[shape][key] for shape in shapes if shape in panel], height=height, label=name)
-        speedup_plot.speedup_axis(ax, lo, hi)
+        bench_common.speedup_axis(ax, lo, hi)
         ax.set_title(f"{layout.upper()} {dtype}", fontsize=10)
     for ax in axes[:, 0]:
         ax.set_yticks(range(len(shapes)))

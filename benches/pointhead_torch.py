@@ -26,7 +26,6 @@ import logging
 import os
 import statistics
 import sys
-import time
 
 import torch
 
@@ -41,7 +40,7 @@ from mmseg.structures import SegDataSample
 from mmseg.utils import register_all_modules
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import speedup_plot  # noqa: E402  (benches/, beside this script)
+import bench_common  # noqa: E402  (benches/, beside this script)
 
 NUM_CLASSES = 14
 # (N, C, H, W): fine features; the coarse logits are (N, 14, H, W), the labels (N, 2H, 2W).
@@ -82,18 +81,7 @@ class Timer:
 
     def __call__(self, fn):
         """Seconds per call over one sample of `batch` back-to-back calls."""
-        if self.cuda:
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record()
-            for _ in range(self.batch):
-                fn()
-            end.record()
-            end.synchronize()
-            return start.elapsed_time(end) / 1e3 / self.batch
-        start = time.perf_counter()
-        for _ in range(self.batch):
-            fn()
-        return (time.perf_counter() - start) / self.batch
+        return bench_common.seconds_per_call(fn, self.batch, self.cuda)
 
 
 def case(shape, device, smoke):
@@ -181,7 +169,7 @@ def profile_host(shape, device, smoke, steps=50):
 
 def plot(rows, path):
     """One bar per (size, mode): speed-up of the head over the same head on grid_sample."""
-    plt = speedup_plot.pyplot(path)
+    plt = bench_common.pyplot(path)
     if plt is None:
         return
     shapes = list(dict.fromkeys(r["shape"] for r in rows))
@@ -192,7 +180,7 @@ def plot(rows, path):
         ys = [y + (k - (len(modes) - 1) / 2) * height for y in range(len(shapes))]
         speed = {r["shape"]: r["speedup"] for r in rows if r["mode"] == mode}
         ax.barh(ys, [speed[s] for s in shapes], height=height, label=mode)
-    speedup_plot.speedup_axis(ax, *speedup_plot.limits([r["speedup"] for r in rows]),
+    bench_common.speedup_axis(ax, *bench_common.limits([r["speedup"] for r in rows]),
                               ticks=(0.25, 0.5, 0.8, 1, 1.25, 1.5, 2, 4))
     ax.set_yticks(range(len(shapes)), [f"fine {s}" for s in shapes])
     ax.invert_yaxis()

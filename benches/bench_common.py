@@ -1,5 +1,28 @@
-"""What the Python benchmarks' plots share: matplotlib on the Agg backend (or a message when
-it is missing) and the speed-up axis (log scale, ticks as '2x', the 1.0x line)."""
+"""What the Python benchmarks share: one timing sample of back-to-back calls, matplotlib on
+the Agg backend (or a message when it is missing) and the speed-up axis (log scale, ticks as
+'2x', the 1.0x line)."""
+
+import time
+
+
+def seconds_per_call(fn, batch, cuda):
+    """One sample: `batch` back-to-back calls between two CUDA events (on the CPU, the clock),
+    divided by `batch`: the steady state of a training loop, where the host queues work ahead
+    of the GPU (a small call costs its host time, a large one its GPU time)."""
+    import torch
+
+    if cuda:
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        for _ in range(batch):
+            fn()
+        end.record()
+        end.synchronize()
+        return start.elapsed_time(end) / 1e3 / batch
+    start = time.perf_counter()
+    for _ in range(batch):
+        fn()
+    return (time.perf_counter() - start) / batch
 
 
 def pyplot(path, hint=""):
