@@ -19,6 +19,7 @@ Needs torch, mmcv-lite 2.1 (what mmsegmentation 1.2.2 accepts), mmengine, mmsegm
 
 import argparse
 import contextlib
+import copy
 import json
 import logging
 import math
@@ -45,7 +46,9 @@ CLASSES = ("background", "drivable_area", "ped_crossing", "walkway", "carpark", 
 VEHICLES = {"car": (18, 8), "truck": (30, 10), "bus": (44, 11), "trailer": (36, 10),
             "construction_vehicle": (24, 12), "motorcycle": (8, 3), "bicycle": (7, 3)}
 # Same weights, same points: loss and gradients of one step with either point_sample.
-STEP_LOSS_RTOL, STEP_GRAD_RTOL = 1e-4, 1e-3
+# Gradients: cubeops' float32 step may be STEP_EXACT_FACTOR times as far from the float64
+# step as mmcv's float32 step is, or STEP_GRAD_RTOL.
+STEP_LOSS_RTOL, STEP_GRAD_RTOL, STEP_EXACT_FACTOR = 1e-4, 1e-3, 2.0
 # Two whole runs drift apart like any two runs with different rounding: their loss curves
 # (means over windows of 10 steps) and held-out mIoU must still agree. How far rounding alone
 # moves this training is measured, not guessed: a control run (mmcv's point_sample, weights
@@ -208,24 +211,58 @@ def _set_rng_state(state, device):
 
 
 def same_step(model, x, y, device):
-    """One step's loss and gradients with cubeops and with mmcv's point_sample, from the
-    same weights, BN statistics and random points; model state is left as it was."""
+    """One step's loss and gradients with cubeops and with mmcv's point_sample from the same
+    weights, BN statistics and points, and the same step in float64 (mmcv's point_sample) as
+    the yardstick; model state is left as it was. Returns the loss and gradient differences
+    cubeops vs mmcv, and each float32 gradient's distance from the float64 one (all relative).
+
+    The same points for all three: PointHead keeps the most uncertain of its oversampled
+    points (a top-k), which a 1e-7 difference can reorder; the points mmcv's run picks are
+    handed to the others. The float64 step is needed because the float32 gradients can differ
+    by 1e-3 where the network's backward cancels (seen on the CPU) although point_sample's
+    own results differ by ~1e-7: the question is whether cubeops' step is as close to the
+    exact one as mmcv's."""
     rng, buffers = _rng_state(device), {k: v.clone() for k, v in model.named_buffers()}
+    exact = copy.deepcopy(model).double()
+    point_heads = (model.decode_head[1], exact.decode_head[1])
+    picked = []
+
+    def pick_once(self, *args, **kwargs):
+        if not picked:
+            picked.append(type(self).get_points_train(self, *args, **kwargs))
+        return picked[0].to(args[0].dtype)
+
+    def float64_point_sample(input, points, *args, **kwargs):
+        # mmseg samples its labels as float32 (`gt_semantic_seg.float()`): exact in float64.
+        return cubeops.mmcv_compat.original_point_sample(input.to(points.dtype), points, *args, **kwargs)
+
     out = {}
-    for impl in ("mmcv", "cubeops"):
-        _set_rng_state(rng, device)
-        with point_sample_impl(impl):
-            model.zero_grad(set_to_none=True)
-            loss, _ = _loss(model, x, y)
-            loss.backward()
-        grads = torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None])
-        out[impl] = (loss.item(), grads)
-        for k, v in model.named_buffers():
-            v.copy_(buffers[k])
+    for head in point_heads:
+        head.get_points_train = pick_once.__get__(head)
+    try:
+        for impl, net, inputs in (("mmcv", model, x), ("cubeops", model, x), ("float64", exact, x.double())):
+            _set_rng_state(rng, device)
+            with point_sample_impl(impl if impl != "float64" else "mmcv"):
+                if impl == "float64":
+                    mmseg_point_head.point_sample = float64_point_sample
+                net.zero_grad(set_to_none=True)
+                loss, _ = _loss(net, inputs, y)
+                loss.backward()
+            grads = torch.cat([p.grad.flatten().double() for p in net.parameters() if p.grad is not None])
+            out[impl] = (loss.item(), grads)
+            for k, v in model.named_buffers():
+                v.copy_(buffers[k])
+    finally:
+        for head in point_heads:
+            del head.get_points_train  # the class's method again
     model.zero_grad(set_to_none=True)
     _set_rng_state(rng, device)
-    (ref_loss, ref_grad), (loss, grad) = out["mmcv"], out["cubeops"]
-    return abs(loss - ref_loss) / abs(ref_loss), float((grad - ref_grad).norm() / ref_grad.norm())
+    (ref_loss, ref_grad), (loss, grad), (_, exact_grad) = out["mmcv"], out["cubeops"], out["float64"]
+
+    def rel(a, b):
+        return float((a - b).norm() / b.norm())
+
+    return abs(loss - ref_loss) / abs(ref_loss), rel(grad, ref_grad), rel(grad, exact_grad), rel(ref_grad, exact_grad)
 
 
 def perturb_weights(model, seed):
@@ -393,8 +430,14 @@ def main(argv=None):
         print(f"{impl:>8} {r['losses'][0]:9.5f} {r['losses'][-1]:9.5f} {median:9.2f} {peak} {r['miou']:7.4f}")
     step_loss = max(c[1] for c in ours["checks"])
     step_grad = max(c[2] for c in ours["checks"])
+    # Per check: cubeops' distance from the float64 step against mmcv's (see same_step).
+    exact_ok = all(ours_err <= max(STEP_EXACT_FACTOR * ref_err, STEP_GRAD_RTOL) for *_, ours_err, ref_err in ours["checks"])
+    worst = max(ours["checks"], key=lambda c: c[3] / max(STEP_EXACT_FACTOR * c[4], STEP_GRAD_RTOL))
     print(f"same-step agreement at {len(ours['checks'])} steps (every {args.check_every}): loss rel. diff "
-          f"<= {step_loss:.1e} (tol {STEP_LOSS_RTOL:g}), gradient rel. diff <= {step_grad:.1e} (tol {STEP_GRAD_RTOL:g})")
+          f"<= {step_loss:.1e} (tol {STEP_LOSS_RTOL:g}), gradient rel. diff <= {step_grad:.1e}")
+    print(f"same step in float64 as the yardstick: gradient error cubeops {worst[3]:.1e} vs mmcv {worst[4]:.1e} at "
+          f"step {worst[0]} (the closest call; tol max({STEP_EXACT_FACTOR:g} x mmcv's, {STEP_GRAD_RTOL:g})), "
+          f"largest errors {max(c[3] for c in ours['checks']):.1e} / {max(c[4] for c in ours['checks']):.1e}")
     curve, miou_gap = curve_gap(ours, ref, args.steps), abs(ours["miou"] - ref["miou"])
     control_curve, control_miou = curve_gap(control, ref, args.steps), abs(control["miou"] - ref["miou"])
     curve_tol = max(CURVE_RTOL, CHAOS_FACTOR * control_curve)
@@ -403,8 +446,7 @@ def main(argv=None):
           f"mIoU by {control_miou:.3f}")
     print(f"whole runs: loss curves (means of {WINDOW} steps) differ by <= {curve:.1e} (tol {curve_tol:.2g}), "
           f"mIoU by {miou_gap:.3f} (tol {miou_tol:.2g})")
-    agree = (step_loss <= STEP_LOSS_RTOL and step_grad <= STEP_GRAD_RTOL and curve <= curve_tol
-             and miou_gap <= miou_tol)
+    agree = (step_loss <= STEP_LOSS_RTOL and exact_ok and curve <= curve_tol and miou_gap <= miou_tol)
 
     rust_ok, rust_line = True, None
     if args.export:

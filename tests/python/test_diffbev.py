@@ -51,6 +51,7 @@ def test_training_agrees_with_mmcv_point_sample(trained):
     assert sum(line.lstrip().startswith("cubeops [") and "ms/step" in line for line in lines) == 12
     assert sum(line.lstrip().startswith("mmcv [") and "ms/step" in line for line in lines) == 12
     assert any(line.startswith("same-step agreement at 3 steps") for line in lines)
+    assert any(line.startswith("same step in float64 as the yardstick: gradient error cubeops") for line in lines)
     assert lines[-1].startswith("PASS: PointHead trained 12 steps on cpu"), lines[-1]
 
 
