@@ -218,10 +218,10 @@ def same_step(model, x, y, device):
 
     The same points for all three: PointHead keeps the most uncertain of its oversampled
     points (a top-k), which a 1e-7 difference can reorder; the points mmcv's run picks are
-    handed to the others. The float64 step is needed because the float32 gradients can differ
-    by 1e-3 where the network's backward cancels (seen on the CPU) although point_sample's
-    own results differ by ~1e-7: the question is whether cubeops' step is as close to the
-    exact one as mmcv's."""
+    handed to the others. The float64 step is needed because a float32 step can itself be
+    1e-3 off the exact one (mmcv's was, on the CPU at step 101, while cubeops' was 5e-6 off):
+    comparing the two float32 steps cannot say which one is off; the question is whether
+    cubeops' step is as close to the exact one as mmcv's."""
     rng, buffers = _rng_state(device), {k: v.clone() for k, v in model.named_buffers()}
     exact = copy.deepcopy(model).double()
     point_heads = (model.decode_head[1], exact.decode_head[1])
