@@ -17,7 +17,19 @@ if python3 -c "import sys; v = tuple(map(int, sys.argv[1].split('.')[:2])); sys.
 fi
 
 echo "== install test: $wheel with torch $torch_version in $venv"
+# Disk: torch's CUDA wheels make a venv 5-7 GB, so one venv at a time, removed when done, and
+# no pip cache (it would keep ~4 GB of wheels per torch version).
+need_gb=${CUBEOPS_INSTALL_TEST_GB:-9}
+mkdir -p target
+avail_gb=$(df -Pk target | awk 'NR == 2 { print int($4 / 1048576) }')
+if (( avail_gb < need_gb )); then
+    echo "FAIL: $avail_gb GB free under target/, the install test needs ~$need_gb GB (CUBEOPS_INSTALL_TEST_GB)"
+    exit 1
+fi
+echo "$avail_gb GB free under target/"
+export PIP_NO_CACHE_DIR=1
 rm -rf "$venv"
+trap 'rm -rf "$venv"' EXIT
 python3 -m venv "$venv"
 # Only the venv and the system: no ~/.cargo/bin, so no cargo or rustc.
 export PATH="$root/$venv/bin:/usr/local/bin:/usr/bin:/bin"
@@ -26,7 +38,25 @@ if command -v cargo >/dev/null || command -v rustc >/dev/null; then
 fi
 python -m pip install -q --upgrade pip
 start=$SECONDS
-python -m pip install -q --only-binary=:all: "$wheel" "torch==$torch_version" "${extras[@]}"
+# pip resolves the whole set first (PyPI serves the metadata alone), then the resolved wheels go
+# in with --no-deps: the same environment as one `pip install`, but torch's CUDA wheels one at a
+# time, so at most one download (<= 1 GB) sits on disk beside the venv instead of ~4 GB.
+python -m pip install -q --dry-run --ignore-installed --only-binary=:all: \
+    --report "$venv/resolved.json" "$wheel" "torch==$torch_version" "${extras[@]}"
+python - "$venv/resolved.json" >"$venv/resolved.txt" <<'EOF'
+import json, sys
+big, small = [], []
+for item in json.load(open(sys.argv[1]))["install"]:
+    name, url = item["metadata"]["name"].lower(), item["download_info"]["url"]
+    (big if name.startswith(("torch", "nvidia-", "triton")) else small).append(url)
+print(" ".join(small))
+print("\n".join(big))
+EOF
+while read -r urls; do
+    # shellcheck disable=SC2086 # a line is a list of URLs
+    python -m pip install -q --no-deps --only-binary=:all: $urls
+done <"$venv/resolved.txt"
+python -m pip check
 echo "pip install (wheels only, no compiler): $((SECONDS - start)) s"
 # The installed package, not the source tree's python/cubeops.
 python -c "import cubeops, torch, sys; assert '/site-packages/' in cubeops.__file__, cubeops.__file__; print('cubeops', cubeops.__version__, 'from', cubeops.__file__, 'torch', torch.__version__)"
