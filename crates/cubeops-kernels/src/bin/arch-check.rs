@@ -18,14 +18,15 @@ use std::process::ExitCode;
 
 use cubecl::ir::{ElemType, FloatKind, StorageType};
 use cubecl::prelude::*;
-use cubeops_kernels::cuda::compile::{arch_flag, kernel_source, nvrtc, nvrtc_version, Kernel};
+use cubeops_kernels::cuda::compile::{arch_flag, kernel_source, nvrtc, nvrtc_version, Kernel, MsdaPass};
 use cubeops_kernels::cuda::{add_include_dirs, include_dirs};
 use cubeops_kernels::point_sample::{Interpolation, Sampling, Variant};
 
 const DEFAULT_ARCHS: [u32; 7] = [75, 80, 86, 89, 90, 100, 120];
 
 /// Every variant we ship: point_sample kernel x dtype x layout x sampling (align_corners x
-/// mode x padding) x index width, then PSAMask x psa_type x pass x dtype x index width.
+/// mode x padding) x index width, then PSAMask x psa_type x pass x dtype x index width, then
+/// MSDA x pass x dtype x shape-index type (torch's int64, burn's int32) x index width.
 fn variants() -> Vec<(Kernel, StorageType, Variant)> {
     let dtypes = [FloatKind::F16, FloatKind::BF16, FloatKind::F32, FloatKind::F64];
     let mut out = Vec::new();
@@ -54,6 +55,16 @@ fn variants() -> Vec<(Kernel, StorageType, Variant)> {
             }
         }
     }
+    for pass in [MsdaPass::Forward, MsdaPass::BackwardValue, MsdaPass::BackwardSampling] {
+        for kind in dtypes {
+            for index64 in [true, false] {
+                for wide_index in [false, true] {
+                    let variant = Variant { sampling: Sampling::default(), channels_last: false, wide_index };
+                    out.push((Kernel::Msda { pass, index64 }, StorageType::Scalar(ElemType::Float(kind)), variant));
+                }
+            }
+        }
+    }
     out
 }
 
@@ -67,6 +78,10 @@ fn label(kernel: Kernel, storage: StorageType, v: Variant) -> String {
     if let Kernel::PsaMask { distribute, backward } = kernel {
         let (kind, pass) = (if distribute { "distribute" } else { "collect" }, if backward { "backward" } else { "forward" });
         return format!("PsaMask/{kind}/{pass}/{storage}/{}", if v.wide_index { "u64" } else { "u32" });
+    }
+    if let Kernel::Msda { pass, index64 } = kernel {
+        let (int, width) = (if index64 { "i64" } else { "i32" }, if v.wide_index { "u64" } else { "u32" });
+        return format!("Msda/{pass:?}/{storage}/{int}/{width}");
     }
     format!(
         "{kernel:?}/{storage}/{}/ac{}/{:?}/{:?}/{}",

@@ -4,6 +4,7 @@
 
 use std::ffi::{CStr, CString};
 
+use cubecl::ir::{ElemType, IntKind};
 use cubecl::prelude::*;
 use cubecl::server::ExecutionMode;
 use cubecl::CubeTask;
@@ -16,12 +17,16 @@ use crate::point_sample::{
     point_sample_backward_input_ordered_kernel as bwd_input_ordered, point_sample_backward_points_kernel as bwd_points,
     point_sample_forward_kernel as fwd, GeometryArgsCompilationArg, Variant,
 };
+use crate::ms_deform_attn::{
+    msda_backward_sampling_kernel as msda_bwd_sampling, msda_backward_value_kernel as msda_bwd_value, msda_dtypes,
+    msda_forward_kernel as msda_fwd, MsdaGeometryArgsCompilationArg,
+};
 use crate::psamask::{psamask_kernel, PsaGeometryArgsCompilationArg};
 
 /// Threads per block of every kernel the launcher runs.
 pub const CUBE_DIM: u32 = 256;
 
-/// Which kernel: point_sample's three, or PSAMask's gather.
+/// Which kernel: point_sample's three, PSAMask's gather, or one of MSDA's three.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Kernel {
     Forward,
@@ -31,6 +36,17 @@ pub enum Kernel {
     BackwardPoints,
     /// PSAMask; the point_sample [`Variant`] passed with it only contributes `wide_index`.
     PsaMask { distribute: bool, backward: bool },
+    /// Multi-scale deformable attention; `index64`: the spatial shapes and level start index
+    /// are int64 (torch's), else int32 (burn's). Only `wide_index` of the [`Variant`] applies.
+    Msda { pass: MsdaPass, index64: bool },
+}
+
+/// The three MSDA kernels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum MsdaPass {
+    Forward,
+    BackwardValue,
+    BackwardSampling,
 }
 
 impl Kernel {
@@ -39,6 +55,8 @@ impl Kernel {
         match self {
             Kernel::BackwardPoints => 4,
             Kernel::PsaMask { .. } => 2,
+            Kernel::Msda { pass: MsdaPass::BackwardSampling, .. } => 8,
+            Kernel::Msda { .. } => 6,
             _ => 3,
         }
     }
@@ -114,6 +132,37 @@ fn psa_geometry() -> PsaGeometryArgsCompilationArg {
     }
 }
 
+fn msda_geometry() -> MsdaGeometryArgsCompilationArg {
+    MsdaGeometryArgsCompilationArg {
+        n: (),
+        num_keys: (),
+        num_heads: (),
+        channels: (),
+        num_levels: (),
+        num_queries: (),
+        num_points: (),
+        value_n: (),
+        value_s: (),
+        value_m: (),
+        value_d: (),
+        loc_n: (),
+        loc_q: (),
+        loc_m: (),
+        loc_l: (),
+        loc_p: (),
+        loc_k: (),
+        attn_n: (),
+        attn_q: (),
+        attn_m: (),
+        attn_l: (),
+        attn_p: (),
+        out_n: (),
+        out_q: (),
+        out_m: (),
+        out_d: (),
+    }
+}
+
 fn compile_task<K: CubeKernel>(kernel: K, cc: u32, addr: AddressType) -> Result<CompiledKernel<CudaCompiler>, String> {
     KernelTask::<CudaCompiler, K>::new(kernel)
         .compile(&mut Default::default(), &compilation_options(cc), ExecutionMode::Checked, addr.unsigned_type())
@@ -168,6 +217,30 @@ pub fn kernel_source<R: Runtime>(
             cc,
             addr,
         ),
+        Kernel::Msda { pass, index64 } => {
+            let int = if index64 { IntKind::I64 } else { IntKind::I32 };
+            let dtypes = msda_dtypes(storage, StorageType::Scalar(ElemType::Int(int)));
+            let a = array;
+            match pass {
+                MsdaPass::Forward => compile_task(
+                    msda_fwd::MsdaForwardKernel::<R>::new(settings, client, a(), a(), a(), a(), a(), a(), msda_geometry(), dtypes),
+                    cc,
+                    addr,
+                ),
+                MsdaPass::BackwardValue => compile_task(
+                    msda_bwd_value::MsdaBackwardValueKernel::<R>::new(settings, client, a(), a(), a(), a(), a(), a(), msda_geometry(), dtypes),
+                    cc,
+                    addr,
+                ),
+                MsdaPass::BackwardSampling => compile_task(
+                    msda_bwd_sampling::MsdaBackwardSamplingKernel::<R>::new(
+                        settings, client, a(), a(), a(), a(), a(), a(), a(), a(), msda_geometry(), dtypes,
+                    ),
+                    cc,
+                    addr,
+                ),
+            }
+        }
     }
 }
 

@@ -21,10 +21,11 @@ use cubecl::InfoBuilder;
 use cubecl_cuda::{CudaDevice, CudaRuntime};
 use cudarc::driver::sys::{CUfunction, CUmodule, CUstream};
 
-pub use compile::{Kernel, CUBE_DIM};
+pub use compile::{Kernel, MsdaPass, CUBE_DIM};
 pub use toolkit::{add_include_dirs, include_dirs};
 
 use crate::point_sample::{Geometry, Variant};
+use crate::ms_deform_attn::MsdaGeometry;
 use crate::psamask::PsaGeometry;
 
 /// What [`launch`] needs from a geometry: the kernel's scalar block and its thread count.
@@ -52,6 +53,18 @@ impl LaunchGeometry for PsaGeometry {
     }
     fn threads(&self, kernel: Kernel) -> usize {
         PsaGeometry::threads(self, matches!(kernel, Kernel::PsaMask { backward: true, .. }))
+    }
+}
+
+impl LaunchGeometry for MsdaGeometry {
+    fn scalars(&self) -> Result<Vec<u32>, String> {
+        MsdaGeometry::scalars(self).map(Vec::from)
+    }
+    fn threads(&self, kernel: Kernel) -> usize {
+        match kernel {
+            Kernel::Msda { pass: MsdaPass::BackwardSampling, .. } => self.sampling_points(),
+            _ => self.output_elements(),
+        }
     }
 }
 
@@ -198,7 +211,11 @@ fn info_block(geo: &impl LaunchGeometry, arrays: &[DeviceArray], variant: &Varia
 /// `device`. `arrays` in kernel order: point_sample forward (input, points, output),
 /// backward to input, atomic or ordered (grad_output, points, grad_input as f32/f64
 /// accumulation buffer),
-/// backward to points (grad_output, input, points, grad_points); PSAMask (src, dst).
+/// backward to points (grad_output, input, points, grad_points); PSAMask (src, dst); MSDA
+/// forward (value, shapes, starts, locations, weights, output), backward to the value
+/// (grad_output, shapes, starts, locations, weights, grad_value as f32/f64 accumulation
+/// buffer), backward to the sampling (grad_output, value, shapes, starts, locations, weights,
+/// grad_locations, grad_weights).
 pub fn launch(
     kernel: Kernel,
     device: usize,

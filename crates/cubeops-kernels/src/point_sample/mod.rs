@@ -19,4 +19,6 @@ pub use launch::{
     accumulation_type, launch_backward_input, launch_backward_points, launch_forward,
     supports_atomic_add, Geometry, Variant,
 };
-pub use sampling::{GeometryArgs, GeometryArgsCompilationArg, GeometryArgsLaunch, Interpolation, Padding, Sampling};
+pub use sampling::{
+    footprint, read_or_zero, Footprint, GeometryArgs, GeometryArgsCompilationArg, GeometryArgsLaunch, Interpolation, Padding, Sampling,
+};

@@ -8,10 +8,10 @@
 mod api;
 mod autodiff;
 mod backend;
-mod composite;
+pub(crate) mod composite;
 pub mod cpu;
 mod cube;
-mod footprint;
+pub(crate) mod footprint;
 mod options;
 pub mod reference;
 

@@ -1,0 +1,143 @@
+//! Host side of MSDA: geometry, compile-time variant, and the launchers generic over the
+//! cubecl runtime. Callers own the buffers (no copies are made here).
+
+use cubecl::prelude::*;
+use cubecl::{calculate_cube_count_elemwise, CubeDim};
+
+use super::geometry::MsdaGeometryArgsLaunch;
+use super::{msda_backward_sampling_kernel, msda_backward_value_kernel, msda_forward_kernel};
+use crate::point_sample::accumulation_type;
+
+/// One MSDA launch: sizes and the strides (in elements) of value `(N, S, M, D)` (or of the
+/// value-gradient buffer), locations `(N, Lq, M, L, P, 2)`, weights `(N, Lq, M, L, P)` and
+/// output `(N, Lq, M, D)` (or its gradient).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MsdaGeometry {
+    pub n: usize,
+    pub num_keys: usize,
+    pub num_heads: usize,
+    pub channels: usize,
+    pub num_levels: usize,
+    pub num_queries: usize,
+    pub num_points: usize,
+    pub value_strides: [usize; 4],
+    pub loc_strides: [usize; 6],
+    pub attn_strides: [usize; 5],
+    pub out_strides: [usize; 4],
+}
+
+impl MsdaGeometry {
+    /// The kernel scalars, in `MsdaGeometryArgs` field order; all must fit `u32`.
+    pub fn scalars(&self) -> Result<[u32; 26], String> {
+        let sizes = [self.n, self.num_keys, self.num_heads, self.channels, self.num_levels, self.num_queries, self.num_points];
+        let all = sizes.iter().chain(&self.value_strides).chain(&self.loc_strides).chain(&self.attn_strides).chain(&self.out_strides);
+        let mut out = [0u32; 26];
+        for (o, &v) in out.iter_mut().zip(all) {
+            *o = u32::try_from(v).map_err(|_| format!("size or stride {v} does not fit 32 bits"))?;
+        }
+        Ok(out)
+    }
+
+    fn launch_arg<R: Runtime>(&self) -> MsdaGeometryArgsLaunch<R> {
+        let s = self.scalars().expect("geometry checked by the caller");
+        MsdaGeometryArgsLaunch::new(
+            s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7], s[8], s[9], s[10], s[11], s[12], s[13], s[14], s[15], s[16], s[17], s[18],
+            s[19], s[20], s[21], s[22], s[23], s[24], s[25],
+        )
+    }
+
+    /// Threads of the forward and backward-to-value kernels: one per output element.
+    pub fn output_elements(&self) -> usize {
+        self.n * self.num_queries * self.num_heads * self.channels
+    }
+
+    /// Threads of the backward-to-sampling kernel: one per sampling point.
+    pub fn sampling_points(&self) -> usize {
+        self.n * self.num_queries * self.num_heads * self.num_levels * self.num_points
+    }
+}
+
+/// The compile-time choices of an MSDA launch besides the dtypes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct MsdaVariant {
+    /// 64-bit indexing, needed once a buffer holds more than `u32::MAX` elements.
+    pub wide_index: bool,
+}
+
+/// The kernels' `[storage, accumulation, index]` types.
+pub fn msda_dtypes(storage: StorageType, index: StorageType) -> [StorageType; 3] {
+    [storage, accumulation_type(storage), index]
+}
+
+fn grid<R: Runtime>(client: &ComputeClient<R>, threads: usize) -> (CubeCount, CubeDim) {
+    let cube_dim = CubeDim::new(client, threads);
+    (calculate_cube_count_elemwise(client, threads, cube_dim), cube_dim)
+}
+
+/// `output (N, Lq, M, D)`. `index` is the integer type of `shapes` `(L, 2)` and `starts`
+/// `(L,)`, both contiguous. The geometry must fit `u32` ([`MsdaGeometry::scalars`] is `Ok`).
+#[allow(clippy::too_many_arguments)]
+pub fn launch_forward<R: Runtime>(
+    client: &ComputeClient<R>,
+    geo: &MsdaGeometry,
+    variant: MsdaVariant,
+    storage: StorageType,
+    index: StorageType,
+    [value, shapes, starts, locations, weights, output]: [ArrayArg<R>; 6],
+) {
+    let threads = geo.output_elements();
+    if threads == 0 {
+        return;
+    }
+    let (count, cube_dim) = grid(client, threads);
+    let addr = crate::address_type(variant.wide_index);
+    msda_forward_kernel::launch::<R>(
+        client, count, cube_dim, addr, value, shapes, starts, locations, weights, output, geo.launch_arg(), msda_dtypes(storage, index),
+    );
+}
+
+/// `grad_value += d output / d value` into a zeroed accumulation-type buffer whose strides
+/// are the geometry's value strides (float atomics).
+#[allow(clippy::too_many_arguments)]
+pub fn launch_backward_value<R: Runtime>(
+    client: &ComputeClient<R>,
+    geo: &MsdaGeometry,
+    variant: MsdaVariant,
+    storage: StorageType,
+    index: StorageType,
+    [grad_output, shapes, starts, locations, weights, grad_value]: [ArrayArg<R>; 6],
+) {
+    let threads = geo.output_elements();
+    if threads == 0 {
+        return;
+    }
+    let (count, cube_dim) = grid(client, threads);
+    let addr = crate::address_type(variant.wide_index);
+    msda_backward_value_kernel::launch::<R>(
+        client, count, cube_dim, addr, grad_output, shapes, starts, locations, weights, grad_value, geo.launch_arg(),
+        msda_dtypes(storage, index),
+    );
+}
+
+/// `grad_locations (N, Lq, M, L, P, 2)` and `grad_weights (N, Lq, M, L, P)`, contiguous,
+/// every element written.
+#[allow(clippy::too_many_arguments)]
+pub fn launch_backward_sampling<R: Runtime>(
+    client: &ComputeClient<R>,
+    geo: &MsdaGeometry,
+    variant: MsdaVariant,
+    storage: StorageType,
+    index: StorageType,
+    [grad_output, value, shapes, starts, locations, weights, grad_locations, grad_weights]: [ArrayArg<R>; 8],
+) {
+    let threads = geo.sampling_points();
+    if threads == 0 {
+        return;
+    }
+    let (count, cube_dim) = grid(client, threads);
+    let addr = crate::address_type(variant.wide_index);
+    msda_backward_sampling_kernel::launch::<R>(
+        client, count, cube_dim, addr, grad_output, value, shapes, starts, locations, weights, grad_locations, grad_weights,
+        geo.launch_arg(), msda_dtypes(storage, index),
+    );
+}
