@@ -28,6 +28,13 @@ def describe(t: torch.Tensor) -> tuple:
     return (t.data_ptr(), t.shape, t.stride(), _DTYPES[t.dtype], t.get_device(), available)
 
 
+def describe_index(t: torch.Tensor) -> tuple:
+    """An int64 index tensor (MSDA's level shapes and starts) described as `describe` does."""
+    available = max(0, t.untyped_storage().nbytes() // t.element_size() - t.storage_offset())
+    dtype = "int64" if t.dtype == torch.int64 else str(t.dtype).removeprefix("torch.")
+    return (t.data_ptr(), t.shape, t.stride(), dtype, t.get_device(), available)
+
+
 # torch.compiler.is_exporting: torch >= 2.5 (before that, ONNX export traces with torch.jit only).
 _torch_exporting = getattr(torch.compiler, "is_exporting", lambda: False)
 

@@ -8,6 +8,9 @@
   keeps mmcv's own grid_sample implementation.
 - `mmcv._ext.psamask_forward` / `psamask_backward` run on cubeops, so mmcv's own
   `mmcv.ops.PSAMask` module (PSAHead) works unchanged.
+- `mmcv._ext.ms_deform_attn_forward` / `ms_deform_attn_backward` run on cubeops, so
+  `mmcv.ops.MultiScaleDeformableAttention` (Mask2Former's pixel decoder, Deformable DETR, DINO,
+  BEV encoders) works unchanged on CUDA (`im2col_step` is accepted and not needed).
 
 For code you cannot edit: `python -m cubeops.mmcv_compat --install-pth` once, then any
 process started with `CUBEOPS_MMCV=1` has the drop-in active from its first line.
@@ -24,6 +27,7 @@ from pathlib import Path
 from . import _native
 from ._bridge import describe, exporting, stream
 from .ops.point_sample import point_sample as _cubeops_point_sample
+from .ops import ms_deform_attn as _msda
 from .ops.psamask import PSA_TYPES
 from .ops.psamask import export_graph as _psamask_export_graph
 
@@ -61,8 +65,43 @@ def _psamask_ext(backward: bool):
     return run
 
 
+def ms_deform_attn_forward(value, value_spatial_shapes, value_level_start_index, sampling_locations,
+                           attention_weights, im2col_step=None):
+    """mmcv._ext.ms_deform_attn_forward: returns the (N, Lq, M * D) output."""
+    _msda._check(value, sampling_locations, attention_weights)
+    shapes, starts = _msda._index_tensors(value, value_spatial_shapes, value_level_start_index,
+                                          sampling_locations.shape[3])
+    locations, weights = sampling_locations.to(value.dtype), attention_weights.to(value.dtype)
+    if exporting():
+        return _msda.export_graph(value, shapes, locations, weights)
+    return _msda._run_forward(value, shapes, starts, locations, weights)
+
+
+def ms_deform_attn_backward(value, value_spatial_shapes, value_level_start_index, sampling_locations,
+                            attention_weights, grad_output, grad_value, grad_sampling_loc, grad_attn_weight,
+                            im2col_step=None):
+    """mmcv._ext.ms_deform_attn_backward: adds the three gradients into the (zeroed) buffers
+    given, as mmcv's kernel does with atomics."""
+    _msda._check(value, sampling_locations, attention_weights)
+    shapes, starts = _msda._index_tensors(value, value_spatial_shapes, value_level_start_index,
+                                          sampling_locations.shape[3])
+    locations, weights = sampling_locations.to(value.dtype), attention_weights.to(value.dtype)
+    gv, gl, gw = _msda._run_backward(grad_output, value, shapes, starts, locations, weights)
+    for buffer, grad, name in ((grad_value, gv, "grad_value"), (grad_sampling_loc, gl, "grad_sampling_loc"),
+                               (grad_attn_weight, gw, "grad_attn_weight")):
+        if buffer.shape != grad.shape:
+            raise ValueError(f"mmcv._ext.ms_deform_attn_backward: `{name}` has shape {tuple(buffer.shape)}, "
+                             f"expected {tuple(grad.shape)}")
+        buffer.add_(grad)
+
+
 # mmcv._ext functions cubeops implements, by name (point_sample is Python in mmcv: patched below).
-IMPLEMENTED: dict = {"psamask_forward": _psamask_ext(False), "psamask_backward": _psamask_ext(True)}
+IMPLEMENTED: dict = {
+    "psamask_forward": _psamask_ext(False),
+    "psamask_backward": _psamask_ext(True),
+    "ms_deform_attn_forward": ms_deform_attn_forward,
+    "ms_deform_attn_backward": ms_deform_attn_backward,
+}
 
 original_point_sample = None  # mmcv's own point_sample, once mmcv.ops.point_sample is loaded
 

@@ -13,7 +13,7 @@ use crate::tensor::{DType, TensorDesc};
 /// # Safety
 /// `d.ptr` must point to `d.available` readable elements of `T` (the Python side derives
 /// `available` from the tensor's storage size), alive for `'a`.
-unsafe fn memory<'a, T>(d: &TensorDesc) -> &'a [T] {
+pub(crate) unsafe fn memory<'a, T>(d: &TensorDesc) -> &'a [T] {
     if d.ptr == 0 || d.available == 0 {
         &[]
     } else {
@@ -26,7 +26,7 @@ unsafe fn memory<'a, T>(d: &TensorDesc) -> &'a [T] {
 ///
 /// # Safety
 /// As [`memory`], and writable.
-unsafe fn output<'a, T>(d: &TensorDesc) -> PyResult<&'a mut [T]> {
+pub(crate) unsafe fn output<'a, T>(d: &TensorDesc) -> PyResult<&'a mut [T]> {
     let numel = d.numel();
     if numel == 0 {
         return Ok(&mut []);
@@ -44,7 +44,7 @@ unsafe fn output<'a, T>(d: &TensorDesc) -> PyResult<&'a mut [T]> {
     Ok(unsafe { std::slice::from_raw_parts_mut(d.ptr as *mut T, numel) })
 }
 
-fn view<'a, T: Copy, const D: usize>(d: &TensorDesc, memory: &'a [T]) -> PyResult<View<'a, T, D>> {
+pub(crate) fn view<'a, T: Copy, const D: usize>(d: &TensorDesc, memory: &'a [T]) -> PyResult<View<'a, T, D>> {
     let (shape, strides) = d.dims::<D>()?;
     View::new(d.arg, memory, shape, strides).map_err(to_py)
 }

@@ -10,7 +10,7 @@ use pyo3::PyResult;
 
 use crate::tensor::{DType, TensorDesc};
 
-fn storage(dtype: DType) -> StorageType {
+pub(crate) fn storage(dtype: DType) -> StorageType {
     let kind = match dtype {
         DType::F16 => FloatKind::F16,
         DType::BF16 => FloatKind::BF16,

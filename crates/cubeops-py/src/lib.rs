@@ -10,6 +10,7 @@
 mod cpu;
 mod cuda;
 mod error;
+mod msda;
 mod tensor;
 
 use std::path::PathBuf;
@@ -18,7 +19,7 @@ use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 
 use cubeops_kernels::point_sample::Sampling;
-use tensor::TensorDesc;
+use tensor::{IndexDesc, TensorDesc};
 
 /// Reads the descriptions; all must be on one device, and those in `same_dtype` share the
 /// first one's dtype.
@@ -196,6 +197,79 @@ fn psamask_backward(
     psamask_run(py, d, distribute, (mask_h, mask_w), true, stream)
 }
 
+/// MSDA's integer operands: `(L, 2)` spatial shapes and `(L,)` level start index, int64.
+fn index_descs(shapes: &Bound<'_, PyAny>, starts: &Bound<'_, PyAny>) -> PyResult<(IndexDesc, IndexDesc)> {
+    Ok((IndexDesc::from_py("value_spatial_shapes", shapes)?, IndexDesc::from_py("value_level_start_index", starts)?))
+}
+
+/// Multi-scale deformable attention: writes `output (N, Lq, M, D)` (contiguous) from value
+/// `(N, S, M, D)`, sampling locations `(N, Lq, M, L, P, 2)` and attention weights
+/// `(N, Lq, M, L, P)`; the int64 level shapes and starts live with the value (on the CPU they
+/// are read and checked against S; on CUDA the kernels read them, bounds-checked).
+#[pyfunction]
+#[allow(clippy::too_many_arguments)]
+fn ms_deform_attn_forward(
+    py: Python<'_>,
+    value: Bound<'_, PyAny>,
+    spatial_shapes: Bound<'_, PyAny>,
+    level_start_index: Bound<'_, PyAny>,
+    sampling_locations: Bound<'_, PyAny>,
+    attention_weights: Bound<'_, PyAny>,
+    output: Bound<'_, PyAny>,
+    stream: u64,
+) -> PyResult<()> {
+    let args = [("value", &value), ("sampling_locations", &sampling_locations), ("attention_weights", &attention_weights), ("output", &output)];
+    let d = describe(&args, 4)?;
+    let (shapes, starts) = index_descs(&spatial_shapes, &level_start_index)?;
+    let ops = msda::Operands { value: &d[0], shapes: &shapes, starts: &starts, locations: &d[1], weights: &d[2] };
+    py.detach(|| msda::forward(&ops, &d[3], stream))
+}
+
+/// MSDA's gradients from `grad_output (N, Lq, M, D)` into the buffers given: `grad_value`
+/// (on CUDA a zeroed float32/float64 accumulation buffer), and `grad_sampling_locations`
+/// with `grad_attention_weights` (both or neither), all contiguous.
+#[pyfunction]
+#[allow(clippy::too_many_arguments)]
+fn ms_deform_attn_backward(
+    py: Python<'_>,
+    grad_output: Bound<'_, PyAny>,
+    value: Bound<'_, PyAny>,
+    spatial_shapes: Bound<'_, PyAny>,
+    level_start_index: Bound<'_, PyAny>,
+    sampling_locations: Bound<'_, PyAny>,
+    attention_weights: Bound<'_, PyAny>,
+    grad_value: Option<Bound<'_, PyAny>>,
+    grad_sampling_locations: Option<Bound<'_, PyAny>>,
+    grad_attention_weights: Option<Bound<'_, PyAny>>,
+    stream: u64,
+) -> PyResult<()> {
+    let mut args = vec![
+        ("grad_output", &grad_output),
+        ("value", &value),
+        ("sampling_locations", &sampling_locations),
+        ("attention_weights", &attention_weights),
+    ];
+    let sampling = match (&grad_sampling_locations, &grad_attention_weights) {
+        (Some(gl), Some(gw)) => {
+            args.extend([("grad_sampling_locations", gl), ("grad_attention_weights", gw)]);
+            true
+        }
+        (None, None) => false,
+        _ => return Err(PyValueError::new_err("give both `grad_sampling_locations` and `grad_attention_weights`, or neither")),
+    };
+    // grad_value (an accumulation buffer on CUDA) may have another dtype.
+    let same_dtype = args.len();
+    args.extend(grad_value.as_ref().map(|g| ("grad_value", g)));
+    let d = describe(&args, same_dtype)?;
+    let (shapes, starts) = index_descs(&spatial_shapes, &level_start_index)?;
+    let ops = msda::Operands { value: &d[1], shapes: &shapes, starts: &starts, locations: &d[2], weights: &d[3] };
+    let grads = msda::Grads {
+        value: grad_value.is_some().then(|| &d[d.len() - 1]),
+        sampling: sampling.then(|| (&d[4], &d[5])),
+    };
+    py.detach(|| msda::backward(&ops, &d[0], &grads, stream))
+}
+
 /// Adds directories to search for the CUDA headers the kernels include (cuda_fp16.h).
 #[pyfunction]
 fn add_cuda_include_dirs(dirs: Vec<PathBuf>) {
@@ -233,6 +307,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(point_sample_backward, m)?)?;
     m.add_function(wrap_pyfunction!(psamask_forward, m)?)?;
     m.add_function(wrap_pyfunction!(psamask_backward, m)?)?;
+    m.add_function(wrap_pyfunction!(ms_deform_attn_forward, m)?)?;
+    m.add_function(wrap_pyfunction!(ms_deform_attn_backward, m)?)?;
     m.add_function(wrap_pyfunction!(add_cuda_include_dirs, m)?)?;
     m.add_function(wrap_pyfunction!(cuda_include_dirs, m)?)?;
     m.add_function(wrap_pyfunction!(nvrtc_version, m)?)?;

@@ -59,8 +59,11 @@ impl TensorDesc {
         Ok((self.shape.clone().try_into().map_err(|_| err())?, self.strides.clone().try_into().map_err(|_| err())?))
     }
 
-    /// Row-major contiguous (size-1 dimensions may have any stride).
+    /// Row-major contiguous (size-1 dimensions may have any stride; an empty tensor is).
     pub fn is_contiguous(&self) -> bool {
+        if self.numel() == 0 {
+            return true;
+        }
         let mut expected = 1;
         for (dim, stride) in self.shape.iter().zip(&self.strides).rev() {
             if *dim > 1 && *stride != expected {
@@ -73,5 +76,50 @@ impl TensorDesc {
 
     pub fn numel(&self) -> usize {
         self.shape.iter().product()
+    }
+}
+
+/// An int64 index tensor (MSDA's spatial shapes and level start index), contiguous:
+/// `(ptr, shape, strides, dtype, device, available)` as for [`TensorDesc`].
+#[derive(Clone, Debug)]
+pub struct IndexDesc {
+    pub arg: &'static str,
+    pub ptr: usize,
+    pub shape: Vec<usize>,
+    pub device: i64,
+    pub available: usize,
+}
+
+impl IndexDesc {
+    pub fn from_py(arg: &'static str, obj: &Bound<'_, PyAny>) -> PyResult<Self> {
+        let (ptr, shape, strides, dtype, device, available): (usize, Vec<usize>, Vec<isize>, String, i64, usize) =
+            obj.extract().map_err(|e| PyTypeError::new_err(format!("`{arg}`: bad tensor description: {e}")))?;
+        if dtype != "int64" {
+            return Err(PyTypeError::new_err(format!("`{arg}` must be int64, got {dtype}")));
+        }
+        let mut expected = 1isize;
+        for (dim, stride) in shape.iter().zip(&strides).rev() {
+            if *dim > 1 && *stride != expected {
+                return Err(PyValueError::new_err(format!("`{arg}` must be contiguous")));
+            }
+            expected *= *dim as isize;
+        }
+        let numel: usize = shape.iter().product();
+        if numel > available {
+            return Err(PyValueError::new_err(format!("`{arg}`: {numel} elements do not fit its storage")));
+        }
+        Ok(IndexDesc { arg, ptr, shape, device, available })
+    }
+
+    /// The values, read from host memory.
+    ///
+    /// # Safety
+    /// The tensor must live in CPU memory (device -1) and stay alive during the call.
+    pub unsafe fn host_values(&self) -> Vec<i64> {
+        let numel: usize = self.shape.iter().product();
+        if numel == 0 || self.ptr == 0 {
+            return Vec::new();
+        }
+        unsafe { std::slice::from_raw_parts(self.ptr as *const i64, numel) }.to_vec()
     }
 }
