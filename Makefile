@@ -59,7 +59,7 @@ dist: check-rust $(VENV_STAMP)
 
 ## dist's wheel installed into fresh venvs without Rust, on the lowest torch pyproject claims (2.4.1),
 ## on the user's (2.9.1) and on the newest on PyPI (2.15.0): the doctor and the CPU tests there
-## (tests/dist/install_test.sh).
+## (tests/dist/install_test.sh). One venv at a time (5-7 GB each: torch's CUDA wheels), removed after; needs ~9 GB free.
 INSTALL_TORCH := 2.4.1 2.9.1 2.15.0
 install-test: dist
 	@for v in $(INSTALL_TORCH); do bash tests/dist/install_test.sh $$v || exit 1; done
