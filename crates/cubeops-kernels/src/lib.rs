@@ -5,6 +5,7 @@
 //! and the launchers take cubecl `TensorArg`s. The ops crate (`cubeops`) and the Python
 //! bridge build on these.
 
+pub mod focal_loss;
 pub mod ms_deform_attn;
 pub mod point_sample;
 pub mod psamask;

@@ -26,7 +26,8 @@ const DEFAULT_ARCHS: [u32; 7] = [75, 80, 86, 89, 90, 100, 120];
 
 /// Every variant we ship: point_sample kernel x dtype x layout x sampling (align_corners x
 /// mode x padding) x index width, then PSAMask x psa_type x pass x dtype x index width, then
-/// MSDA x pass x dtype x shape-index type (torch's int64, burn's int32) x index width.
+/// MSDA x pass x dtype x shape-index type (torch's int64, burn's int32) x index width, then
+/// sigmoid focal loss x weighted x pass x dtype x target type x index width.
 fn variants() -> Vec<(Kernel, StorageType, Variant)> {
     let dtypes = [FloatKind::F16, FloatKind::BF16, FloatKind::F32, FloatKind::F64];
     let mut out = Vec::new();
@@ -65,6 +66,18 @@ fn variants() -> Vec<(Kernel, StorageType, Variant)> {
             }
         }
     }
+    for weighted in [false, true] {
+        for backward in [false, true] {
+            for kind in dtypes {
+                for index64 in [true, false] {
+                    for wide_index in [false, true] {
+                        let variant = Variant { sampling: Sampling::default(), channels_last: false, wide_index };
+                        out.push((Kernel::SigmoidFocal { weighted, backward, index64 }, StorageType::Scalar(ElemType::Float(kind)), variant));
+                    }
+                }
+            }
+        }
+    }
     out
 }
 
@@ -78,6 +91,11 @@ fn label(kernel: Kernel, storage: StorageType, v: Variant) -> String {
     if let Kernel::PsaMask { distribute, backward } = kernel {
         let (kind, pass) = (if distribute { "distribute" } else { "collect" }, if backward { "backward" } else { "forward" });
         return format!("PsaMask/{kind}/{pass}/{storage}/{}", if v.wide_index { "u64" } else { "u32" });
+    }
+    if let Kernel::SigmoidFocal { weighted, backward, index64 } = kernel {
+        let (w, pass) = (if weighted { "weighted" } else { "unweighted" }, if backward { "backward" } else { "forward" });
+        let (int, width) = (if index64 { "i64" } else { "i32" }, if v.wide_index { "u64" } else { "u32" });
+        return format!("SigmoidFocal/{w}/{pass}/{storage}/{int}/{width}");
     }
     if let Kernel::Msda { pass, index64 } = kernel {
         let (int, width) = (if index64 { "i64" } else { "i32" }, if v.wide_index { "u64" } else { "u32" });

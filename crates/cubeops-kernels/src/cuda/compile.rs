@@ -17,6 +17,7 @@ use crate::point_sample::{
     point_sample_backward_input_ordered_kernel as bwd_input_ordered, point_sample_backward_points_kernel as bwd_points,
     point_sample_forward_kernel as fwd, GeometryArgsCompilationArg, Variant,
 };
+use crate::focal_loss::{sigmoid_focal_loss_kernel as focal, FocalArgsCompilationArg};
 use crate::ms_deform_attn::{
     msda_backward_sampling_kernel as msda_bwd_sampling, msda_backward_value_kernel as msda_bwd_value, msda_dtypes,
     msda_forward_kernel as msda_fwd, MsdaGeometryArgsCompilationArg,
@@ -39,6 +40,9 @@ pub enum Kernel {
     /// Multi-scale deformable attention; `index64`: the spatial shapes and level start index
     /// are int64 (torch's), else int32 (burn's). Only `wide_index` of the [`Variant`] applies.
     Msda { pass: MsdaPass, index64: bool },
+    /// Sigmoid focal loss (or its derivative, `backward`), with a per-class `weight` or not;
+    /// `index64`: int64 targets (torch's), else int32.
+    SigmoidFocal { weighted: bool, backward: bool, index64: bool },
 }
 
 /// The three MSDA kernels.
@@ -57,6 +61,7 @@ impl Kernel {
             Kernel::PsaMask { .. } => 2,
             Kernel::Msda { pass: MsdaPass::BackwardSampling, .. } => 8,
             Kernel::Msda { .. } => 6,
+            Kernel::SigmoidFocal { .. } => 4,
             _ => 3,
         }
     }
@@ -163,6 +168,10 @@ fn msda_geometry() -> MsdaGeometryArgsCompilationArg {
     }
 }
 
+fn focal_args() -> FocalArgsCompilationArg {
+    FocalArgsCompilationArg { n: (), classes: (), gamma_bits: (), alpha_bits: (), in_n: (), in_c: (), out_n: (), out_c: () }
+}
+
 fn compile_task<K: CubeKernel>(kernel: K, cc: u32, addr: AddressType) -> Result<CompiledKernel<CudaCompiler>, String> {
     KernelTask::<CudaCompiler, K>::new(kernel)
         .compile(&mut Default::default(), &compilation_options(cc), ExecutionMode::Checked, addr.unsigned_type())
@@ -240,6 +249,15 @@ pub fn kernel_source<R: Runtime>(
                     addr,
                 ),
             }
+        }
+        Kernel::SigmoidFocal { weighted, backward, index64 } => {
+            let int = if index64 { IntKind::I64 } else { IntKind::I32 };
+            let dtypes = [storage, accumulation_type(storage), StorageType::Scalar(ElemType::Int(int))];
+            compile_task(
+                focal::SigmoidFocalLossKernel::<R>::new(settings, client, array(), array(), array(), array(), focal_args(), weighted, backward, dtypes),
+                cc,
+                addr,
+            )
         }
     }
 }

@@ -25,6 +25,7 @@ pub use compile::{Kernel, MsdaPass, CUBE_DIM};
 pub use toolkit::{add_include_dirs, include_dirs};
 
 use crate::point_sample::{Geometry, Variant};
+use crate::focal_loss::FocalGeometry;
 use crate::ms_deform_attn::MsdaGeometry;
 use crate::psamask::PsaGeometry;
 
@@ -65,6 +66,15 @@ impl LaunchGeometry for MsdaGeometry {
             Kernel::Msda { pass: MsdaPass::BackwardSampling, .. } => self.sampling_points(),
             _ => self.output_elements(),
         }
+    }
+}
+
+impl LaunchGeometry for FocalGeometry {
+    fn scalars(&self) -> Result<Vec<u32>, String> {
+        FocalGeometry::scalars(self).map(Vec::from)
+    }
+    fn threads(&self, _kernel: Kernel) -> usize {
+        FocalGeometry::threads(self)
     }
 }
 
@@ -215,7 +225,7 @@ fn info_block(geo: &impl LaunchGeometry, arrays: &[DeviceArray], variant: &Varia
 /// forward (value, shapes, starts, locations, weights, output), backward to the value
 /// (grad_output, shapes, starts, locations, weights, grad_value as f32/f64 accumulation
 /// buffer), backward to the sampling (grad_output, value, shapes, starts, locations, weights,
-/// grad_locations, grad_weights).
+/// grad_locations, grad_weights); sigmoid focal loss (input, target, weight, output).
 pub fn launch(
     kernel: Kernel,
     device: usize,

@@ -1,0 +1,77 @@
+//! Host side of the sigmoid focal loss: geometry, variant, launcher generic over the runtime.
+
+use cubecl::prelude::*;
+use cubecl::{calculate_cube_count_elemwise, CubeDim};
+
+use super::kernel::{sigmoid_focal_loss_kernel, FocalArgsLaunch};
+use crate::point_sample::accumulation_type;
+
+/// One launch: `(n, classes)` logits and output with their strides, and the loss parameters.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct FocalGeometry {
+    pub n: usize,
+    pub classes: usize,
+    pub gamma: f32,
+    pub alpha: f32,
+    pub input_strides: [usize; 2],
+    pub output_strides: [usize; 2],
+}
+
+impl FocalGeometry {
+    /// The kernel scalars, in `FocalArgs` field order; sizes and strides must fit `u32`.
+    pub fn scalars(&self) -> Result<[u32; 8], String> {
+        let [in_n, in_c] = self.input_strides;
+        let [out_n, out_c] = self.output_strides;
+        let fit = |v: usize| u32::try_from(v).map_err(|_| format!("size or stride {v} does not fit 32 bits"));
+        Ok([
+            fit(self.n)?,
+            fit(self.classes)?,
+            self.gamma.to_bits(),
+            self.alpha.to_bits(),
+            fit(in_n)?,
+            fit(in_c)?,
+            fit(out_n)?,
+            fit(out_c)?,
+        ])
+    }
+
+    pub fn threads(&self) -> usize {
+        self.n * self.classes
+    }
+}
+
+/// The compile-time choices of a launch besides the dtypes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct FocalVariant {
+    /// A per-class weight array is given.
+    pub weighted: bool,
+    /// d loss / d logit instead of the loss.
+    pub backward: bool,
+    pub wide_index: bool,
+}
+
+/// `output (N, C)`: the elementwise loss, or its derivative by the logits. `index` is the
+/// integer type of `target (N,)`; `weight (C,)` is read only when `variant.weighted`.
+#[allow(clippy::too_many_arguments)]
+pub fn launch_sigmoid_focal_loss<R: Runtime>(
+    client: &ComputeClient<R>,
+    geo: &FocalGeometry,
+    variant: FocalVariant,
+    storage: StorageType,
+    index: StorageType,
+    [input, target, weight, output]: [ArrayArg<R>; 4],
+) {
+    let threads = geo.threads();
+    if threads == 0 {
+        return;
+    }
+    let s = geo.scalars().expect("geometry checked by the caller");
+    let args = FocalArgsLaunch::new(s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7]);
+    let cube_dim = CubeDim::new(client, threads);
+    let count = calculate_cube_count_elemwise(client, threads, cube_dim);
+    let addr = crate::address_type(variant.wide_index);
+    let dtypes = [storage, accumulation_type(storage), index];
+    sigmoid_focal_loss_kernel::launch::<R>(
+        client, count, cube_dim, addr, input, target, weight, output, args, variant.weighted, variant.backward, dtypes,
+    );
+}
