@@ -11,6 +11,10 @@
 - `mmcv._ext.ms_deform_attn_forward` / `ms_deform_attn_backward` run on cubeops, so
   `mmcv.ops.MultiScaleDeformableAttention` (Mask2Former's pixel decoder, Deformable DETR, DINO,
   BEV encoders) works unchanged on CUDA (`im2col_step` is accepted and not needed).
+- `mmcv._ext.sigmoid_focal_loss_forward` / `_backward` run on cubeops' kernel, and
+  `softmax_focal_loss_forward` / `_backward` on torch ops over the softmax mmcv passes, so
+  `mmcv.ops.sigmoid_focal_loss` / `softmax_focal_loss` (mmseg's FocalLoss, MaskFormer, mmdet's
+  RetinaNet-style heads) work unchanged.
 
 For code you cannot edit: `python -m cubeops.mmcv_compat --install-pth` once, then any
 process started with `CUBEOPS_MMCV=1` has the drop-in active from its first line.
@@ -24,9 +28,12 @@ import sysconfig
 import types
 from pathlib import Path
 
+import torch
+
 from . import _native
 from ._bridge import describe, exporting, stream
 from .ops.point_sample import point_sample as _cubeops_point_sample
+from .ops import focal_loss as _focal
 from .ops import ms_deform_attn as _msda
 from .ops.psamask import PSA_TYPES
 from .ops.psamask import export_graph as _psamask_export_graph
@@ -95,12 +102,81 @@ def ms_deform_attn_backward(value, value_spatial_shapes, value_level_start_index
         buffer.add_(grad)
 
 
+def _focal_weight(weight):
+    # mmcv passes `input.new_empty(0)` for "no weight".
+    return None if weight is None or weight.numel() == 0 else weight
+
+
+def _write(dst, src, name):
+    if dst.shape != src.shape:
+        raise ValueError(f"mmcv._ext.{name}: the output has shape {tuple(dst.shape)}, expected {tuple(src.shape)}")
+    dst.copy_(src)
+
+
+def _sigmoid_focal_ext(backward: bool):
+    name = "sigmoid_focal_loss_backward" if backward else "sigmoid_focal_loss_forward"
+
+    def run(input, target, weight, output, gamma=2.0, alpha=0.25):
+        """mmcv._ext.sigmoid_focal_loss_forward / _backward: the (N, C) elementwise loss, or its
+        derivative by the logits, written into `output` (mmcv reduces and scales afterwards)."""
+        weight = _focal_weight(weight)
+        _focal._check(input, target, weight, "none")
+        target = target.long().contiguous()
+        weight = None if weight is None else weight.to(input.dtype).contiguous()
+        if exporting() and not backward:
+            return _write(output, _focal.export_graph(input, target, weight, float(gamma), float(alpha)), name)
+        _write(output, _focal._run(input, target, weight, float(gamma), float(alpha), backward), name)
+
+    run.__name__ = name
+    return run
+
+
+_FLT_MIN = 1.1754943508222875e-38
+
+
+def _softmax_focal_terms(softmax, target, weight, gamma, alpha, backward):
+    """mmcv's softmax focal loss kernels on the softmax `(N, C)` it passes: the per-row loss,
+    or the per-row factor `buff` of the gradient; rows whose label is outside [0, C) give 0."""
+    c = softmax.shape[1]
+    valid = (target >= 0) & (target < c)
+    label = target.clamp(0, max(c - 1, 0)).long()
+    p = softmax.gather(1, label.unsqueeze(1)).squeeze(1)
+    log_p = p.clamp(min=_FLT_MIN).log()
+    if backward:
+        term = alpha * (-(1 - p).pow(gamma) + gamma * (1 - p).pow(gamma - 1) * p * log_p)
+    else:
+        term = -alpha * (1 - p).pow(gamma) * log_p
+    weight = _focal_weight(weight)
+    if weight is not None:
+        term = term * weight[label]
+    return torch.where(valid, term, torch.zeros_like(term)), label, valid
+
+
+def softmax_focal_loss_forward(softmax, target, weight, output, gamma=2.0, alpha=0.25):
+    """mmcv._ext.softmax_focal_loss_forward: the (N,) losses of the softmax probabilities."""
+    loss, _, _ = _softmax_focal_terms(softmax, target, weight, float(gamma), float(alpha), False)
+    _write(output, loss, "softmax_focal_loss_forward")
+
+
+def softmax_focal_loss_backward(softmax, target, weight, buff, grad_input, gamma=2.0, alpha=0.25):
+    """mmcv._ext.softmax_focal_loss_backward: `buff (N,)` and the (N, C) gradient by the
+    logits, `buff[n] * (onehot - softmax)`."""
+    factor, label, valid = _softmax_focal_terms(softmax, target, weight, float(gamma), float(alpha), True)
+    onehot = torch.nn.functional.one_hot(label, softmax.shape[1]).to(softmax.dtype) * valid.unsqueeze(1)
+    _write(buff, factor, "softmax_focal_loss_backward")
+    _write(grad_input, factor.unsqueeze(1) * (onehot - softmax), "softmax_focal_loss_backward")
+
+
 # mmcv._ext functions cubeops implements, by name (point_sample is Python in mmcv: patched below).
 IMPLEMENTED: dict = {
     "psamask_forward": _psamask_ext(False),
     "psamask_backward": _psamask_ext(True),
     "ms_deform_attn_forward": ms_deform_attn_forward,
     "ms_deform_attn_backward": ms_deform_attn_backward,
+    "sigmoid_focal_loss_forward": _sigmoid_focal_ext(False),
+    "sigmoid_focal_loss_backward": _sigmoid_focal_ext(True),
+    "softmax_focal_loss_forward": softmax_focal_loss_forward,
+    "softmax_focal_loss_backward": softmax_focal_loss_backward,
 }
 
 original_point_sample = None  # mmcv's own point_sample, once mmcv.ops.point_sample is loaded

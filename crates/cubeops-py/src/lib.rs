@@ -10,6 +10,7 @@
 mod cpu;
 mod cuda;
 mod error;
+mod focal;
 mod msda;
 mod tensor;
 
@@ -270,6 +271,30 @@ fn ms_deform_attn_backward(
     py.detach(|| msda::backward(&ops, &d[0], &grads, stream))
 }
 
+/// Sigmoid focal loss, elementwise: writes `output (N, C)` (contiguous) from logits
+/// `input (N, C)`, int64 `target (N,)` and an optional `weight (C,)`: the loss, or with
+/// `backward` its derivative by the logits (mmcv's `_ext` semantics, before the reduction).
+#[pyfunction]
+#[allow(clippy::too_many_arguments)]
+fn sigmoid_focal_loss(
+    py: Python<'_>,
+    input: Bound<'_, PyAny>,
+    target: Bound<'_, PyAny>,
+    weight: Option<Bound<'_, PyAny>>,
+    output: Bound<'_, PyAny>,
+    gamma: f64,
+    alpha: f64,
+    backward: bool,
+    stream: u64,
+) -> PyResult<()> {
+    let mut args = vec![("input", &input), ("output", &output)];
+    args.extend(weight.as_ref().map(|w| ("weight", w)));
+    let d = describe(&args, args.len())?;
+    let target = IndexDesc::from_py("target", &target)?;
+    let call = focal::Call { input: &d[0], target: &target, weight: d.get(2), output: &d[1], gamma, alpha, backward };
+    py.detach(|| focal::run(&call, stream))
+}
+
 /// Adds directories to search for the CUDA headers the kernels include (cuda_fp16.h).
 #[pyfunction]
 fn add_cuda_include_dirs(dirs: Vec<PathBuf>) {
@@ -307,6 +332,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(point_sample_backward, m)?)?;
     m.add_function(wrap_pyfunction!(psamask_forward, m)?)?;
     m.add_function(wrap_pyfunction!(psamask_backward, m)?)?;
+    m.add_function(wrap_pyfunction!(sigmoid_focal_loss, m)?)?;
     m.add_function(wrap_pyfunction!(ms_deform_attn_forward, m)?)?;
     m.add_function(wrap_pyfunction!(ms_deform_attn_backward, m)?)?;
     m.add_function(wrap_pyfunction!(add_cuda_include_dirs, m)?)?;

@@ -60,7 +60,7 @@ fn run_suite<B: FocalLossAutodiffBackend>(label: &str, device: &B::Device, dtype
         let got_loss: Vec<f64> = loss.into_data().convert::<f64>().to_vec().unwrap();
         let got_grad: Vec<f64> = x.grad(&grads).unwrap().into_data().convert::<f64>().to_vec().unwrap();
         let FocalLossOptions { gamma, alpha } = case.options;
-        let (want_loss, want_d) = reference::sigmoid_focal_loss(&case.input, case.c, &case.target, case.weight.as_deref(), gamma as f64, alpha as f64);
+        let (want_loss, want_d) = reference::sigmoid_focal_loss(&case.input, case.c, &case.target, case.weight.as_deref(), gamma, alpha);
         let want_grad: Vec<f64> = want_d.iter().zip(&case.grad).map(|(d, g)| d * g).collect();
         let what = format!("{label} {dtype:?} {}x{} {:?} weighted={}", case.n, case.c, case.options, case.weight.is_some());
         assert!(max_rel_err(&got_loss, &want_loss) <= tol, "loss {:e}: {what}", max_rel_err(&got_loss, &want_loss));
@@ -86,14 +86,14 @@ fn wgpu_kernel_matches_reference() {
 fn cpu_kernels_match_reference() {
     for case in cases(DType::F64) {
         let FocalLossOptions { gamma, alpha } = case.options;
-        let (want_loss, want_d) = reference::sigmoid_focal_loss(&case.input, case.c, &case.target, case.weight.as_deref(), gamma as f64, alpha as f64);
+        let (want_loss, want_d) = reference::sigmoid_focal_loss(&case.input, case.c, &case.target, case.weight.as_deref(), gamma, alpha);
         // The input read transposed: stored (C, N).
         let stored: Vec<f64> = (0..case.n * case.c).map(|i| case.input[(i % case.n) * case.c + i / case.n]).collect();
         let input = View::new("input", &stored, [case.n, case.c], [1, case.n]).unwrap();
         let weight = case.weight.as_ref().map(|w| View::new("weight", w, [case.c], [1]).unwrap());
         for (backward, want) in [(false, &want_loss), (true, &want_d)] {
             let mut out = vec![f64::NAN; case.n * case.c];
-            cpu::sigmoid_focal_loss(input, &case.target, weight, &mut out, gamma as f64, alpha as f64, backward).unwrap();
+            cpu::sigmoid_focal_loss(input, &case.target, weight, &mut out, gamma, alpha, backward).unwrap();
             assert!(max_rel_err(&out, want) < 1e-14, "cpu backward={backward} {}x{}", case.n, case.c);
         }
     }

@@ -169,7 +169,18 @@ fn msda_geometry() -> MsdaGeometryArgsCompilationArg {
 }
 
 fn focal_args() -> FocalArgsCompilationArg {
-    FocalArgsCompilationArg { n: (), classes: (), gamma_bits: (), alpha_bits: (), in_n: (), in_c: (), out_n: (), out_c: () }
+    FocalArgsCompilationArg {
+        n: (),
+        classes: (),
+        gamma_hi: (),
+        gamma_lo: (),
+        alpha_hi: (),
+        alpha_lo: (),
+        in_n: (),
+        in_c: (),
+        out_n: (),
+        out_c: (),
+    }
 }
 
 fn compile_task<K: CubeKernel>(kernel: K, cc: u32, addr: AddressType) -> Result<CompiledKernel<CudaCompiler>, String> {

@@ -2,14 +2,17 @@
 
 use cubecl::prelude::*;
 
-/// Sizes, strides (in elements) and the loss parameters, all `u32` kernel scalars (gamma and
-/// alpha as f32 bit patterns, so the zero-copy launcher packs them like the rest).
+/// Sizes, strides (in elements) and the loss parameters, all `u32` kernel scalars: gamma and
+/// alpha as pairs of f32 bit patterns (hi + lo = the f64 value to ~48 bits, so f64 losses get
+/// f64 parameters), which the zero-copy launcher packs like the rest.
 #[derive(CubeLaunch, CubeType)]
 pub struct FocalArgs {
     pub n: u32,
     pub classes: u32,
-    pub gamma_bits: u32,
-    pub alpha_bits: u32,
+    pub gamma_hi: u32,
+    pub gamma_lo: u32,
+    pub alpha_hi: u32,
+    pub alpha_lo: u32,
     /// Strides of the `(N, C)` logits and of the `(N, C)` output.
     pub in_n: u32,
     pub in_c: u32,
@@ -57,8 +60,8 @@ pub fn sigmoid_focal_loss_kernel<F: Float, A: Float, I: Int>(
     let c = ABSOLUTE_POS % classes;
     let n = ABSOLUTE_POS / classes;
     let t = i32::cast_from(target[n]);
-    let gamma = A::cast_from(f32::reinterpret(args.gamma_bits));
-    let alpha = A::cast_from(f32::reinterpret(args.alpha_bits));
+    let gamma = A::cast_from(f32::reinterpret(args.gamma_hi)) + A::cast_from(f32::reinterpret(args.gamma_lo));
+    let alpha = A::cast_from(f32::reinterpret(args.alpha_hi)) + A::cast_from(f32::reinterpret(args.alpha_lo));
     let x = A::cast_from(input[n * args.in_n as usize + c * args.in_c as usize]);
     let one = A::new(1.0);
     let p = one / (one + A::exp(-x));

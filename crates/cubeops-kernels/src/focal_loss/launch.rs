@@ -11,23 +11,25 @@ use crate::point_sample::accumulation_type;
 pub struct FocalGeometry {
     pub n: usize,
     pub classes: usize,
-    pub gamma: f32,
-    pub alpha: f32,
+    pub gamma: f64,
+    pub alpha: f64,
     pub input_strides: [usize; 2],
     pub output_strides: [usize; 2],
 }
 
 impl FocalGeometry {
     /// The kernel scalars, in `FocalArgs` field order; sizes and strides must fit `u32`.
-    pub fn scalars(&self) -> Result<[u32; 8], String> {
+    pub fn scalars(&self) -> Result<[u32; 10], String> {
         let [in_n, in_c] = self.input_strides;
         let [out_n, out_c] = self.output_strides;
         let fit = |v: usize| u32::try_from(v).map_err(|_| format!("size or stride {v} does not fit 32 bits"));
         Ok([
             fit(self.n)?,
             fit(self.classes)?,
-            self.gamma.to_bits(),
-            self.alpha.to_bits(),
+            split(self.gamma).0,
+            split(self.gamma).1,
+            split(self.alpha).0,
+            split(self.alpha).1,
             fit(in_n)?,
             fit(in_c)?,
             fit(out_n)?,
@@ -38,6 +40,12 @@ impl FocalGeometry {
     pub fn threads(&self) -> usize {
         self.n * self.classes
     }
+}
+
+/// `x` as two f32 bit patterns whose sum is `x` to ~48 bits.
+fn split(x: f64) -> (u32, u32) {
+    let hi = x as f32;
+    (hi.to_bits(), ((x - hi as f64) as f32).to_bits())
 }
 
 /// The compile-time choices of a launch besides the dtypes.
@@ -66,7 +74,7 @@ pub fn launch_sigmoid_focal_loss<R: Runtime>(
         return;
     }
     let s = geo.scalars().expect("geometry checked by the caller");
-    let args = FocalArgsLaunch::new(s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7]);
+    let args = FocalArgsLaunch::new(s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7], s[8], s[9]);
     let cube_dim = CubeDim::new(client, threads);
     let count = calculate_cube_count_elemwise(client, threads, cube_dim);
     let addr = crate::address_type(variant.wide_index);

@@ -19,7 +19,7 @@ pub(crate) fn sigmoid_focal_loss<B: Backend>(
     let target: Tensor<B, 1, Int> = Tensor::from_primitive(target);
     let [n, c] = x.dims();
     let device = x.device();
-    let (gamma, alpha) = (options.gamma as f64, options.alpha as f64);
+    let (gamma, alpha) = (options.gamma, options.alpha);
     let classes = Tensor::<B, 1, Int>::arange(0..c as i64, &device).reshape([1, c]);
     let positive = target.clone().reshape([n, 1]).equal(classes);
     let (log_p, log_q) = (log_sigmoid(x.clone()), log_sigmoid(-x));

@@ -10,9 +10,9 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FocalLossOptions {
     /// Focusing exponent (mmcv's default 2).
-    pub gamma: f32,
+    pub gamma: f64,
     /// Weight of the target class; the others get `1 - alpha` (mmcv's default 0.25).
-    pub alpha: f32,
+    pub alpha: f64,
 }
 
 impl Default for FocalLossOptions {

@@ -1,0 +1,82 @@
+//! Sigmoid focal loss through the bridge: shapes checked once, then the CPU kernels of
+//! `cubeops` or the zero-copy CUDA launcher.
+
+use cubeops::point_sample::cpu::CpuElement;
+use cubeops_kernels::cuda::{self, DeviceArray, Kernel};
+use cubeops_kernels::focal_loss::FocalGeometry;
+use cubeops_kernels::point_sample::Variant;
+use half::{bf16, f16};
+use pyo3::exceptions::{PyRuntimeError, PyValueError};
+use pyo3::PyResult;
+
+use crate::cpu::{memory, output, view};
+use crate::error::to_py;
+use crate::tensor::{DType, IndexDesc, TensorDesc};
+
+/// One call: logits `(N, C)`, int64 targets `(N,)`, optional weight `(C,)`, contiguous output
+/// `(N, C)` (the loss, or its derivative by the logits when `backward`).
+pub struct Call<'a> {
+    pub input: &'a TensorDesc,
+    pub target: &'a IndexDesc,
+    pub weight: Option<&'a TensorDesc>,
+    pub output: &'a TensorDesc,
+    pub gamma: f64,
+    pub alpha: f64,
+    pub backward: bool,
+}
+
+fn typed<T: CpuElement>(call: &Call) -> PyResult<()> {
+    // SAFETY: the target is a live int64 CPU tensor (checked by the caller).
+    let target = unsafe { call.target.host_values() };
+    // SAFETY: descriptors of live torch CPU tensors of dtype T (checked by the caller).
+    let (i, o) = unsafe { (memory::<T>(call.input), output::<T>(call.output)?) };
+    let weight = match call.weight {
+        Some(w) => Some(view::<T, 1>(w, unsafe { memory::<T>(w) })?),
+        None => None,
+    };
+    let input = view::<T, 2>(call.input, i)?;
+    cubeops::focal_loss::cpu::sigmoid_focal_loss(input, &target, weight, o, call.gamma, call.alpha, call.backward)
+        .map_err(to_py)
+}
+
+pub fn run(call: &Call, stream: u64) -> PyResult<()> {
+    let ([n, c], input_strides) = call.input.dims::<2>()?;
+    let err = |msg: String| Err(PyValueError::new_err(msg));
+    if call.target.shape != [n] {
+        return err(format!("`target` must be ({n},) for {n} rows, got {:?}", call.target.shape));
+    }
+    if let Some(w) = call.weight {
+        if w.shape != [c] || !w.is_contiguous() {
+            return err(format!("`weight` must be a contiguous ({c},) tensor, got shape {:?}", w.shape));
+        }
+    }
+    let (out_shape, output_strides) = call.output.dims::<2>()?;
+    if out_shape != [n, c] || !call.output.is_contiguous() {
+        return err(format!("`output` must be a contiguous ({n}, {c}) tensor, got shape {:?}", out_shape));
+    }
+    if !(call.gamma >= 0.0 && call.gamma.is_finite() && call.alpha.is_finite()) {
+        return err(format!("gamma must be finite and >= 0, alpha finite; got gamma={}, alpha={}", call.gamma, call.alpha));
+    }
+    if call.target.device != call.input.device {
+        return err(format!("`target` is on device {}, `input` on {}", call.target.device, call.input.device));
+    }
+    if call.input.device < 0 {
+        return match call.input.dtype {
+            DType::F32 => typed::<f32>(call),
+            DType::F64 => typed::<f64>(call),
+            DType::F16 => typed::<f16>(call),
+            DType::BF16 => typed::<bf16>(call),
+        };
+    }
+    let geo = FocalGeometry { n, classes: c, gamma: call.gamma, alpha: call.alpha, input_strides, output_strides };
+    geo.scalars().map_err(|e| PyValueError::new_err(format!("sigmoid_focal_loss on CUDA: {e}")))?;
+    let array = |d: &TensorDesc| DeviceArray { ptr: d.ptr as u64, len: d.available };
+    let target = DeviceArray { ptr: call.target.ptr as u64, len: call.target.available };
+    let arrays = [array(call.input), target, array(call.weight.unwrap_or(call.input)), array(call.output)];
+    let wide_index = arrays.iter().any(|a| a.len > u32::MAX as usize);
+    // Only `wide_index` of the point_sample variant applies here.
+    let variant = Variant { sampling: Default::default(), channels_last: false, wide_index };
+    let kernel = Kernel::SigmoidFocal { weighted: call.weight.is_some(), backward: call.backward, index64: true };
+    let storage = crate::cuda::storage(call.input.dtype);
+    cuda::launch(kernel, call.input.device as usize, stream, &geo, variant, storage, &arrays).map_err(PyRuntimeError::new_err)
+}
