@@ -134,3 +134,9 @@ def test_mmcv_focal_losses_through_the_drop_in(device, weighted):
         want.backward()
         assert abs(got.item() - want.item()) < 1e-5, mmcv_fn.__name__
         assert (xc.grad.cpu().double() - xr.grad).abs().max().item() < 1e-5, mmcv_fn.__name__
+
+
+def test_opcheck():
+    x, target, weight = make(6, 4, "cpu", torch.float64, seed=4)
+    torch.library.opcheck(torch.ops.cubeops.sigmoid_focal_loss.default, (x.requires_grad_(), target, weight, 2.0, 0.25))
+    torch.library.opcheck(torch.ops.cubeops.sigmoid_focal_loss.default, (x, target, None, 0.0, 0.5))

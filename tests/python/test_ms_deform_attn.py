@@ -197,3 +197,9 @@ def test_mmcv_function_through_the_drop_in(device):
     want = reference(value, shapes, locations, weights, grad)
     for name, g, w in zip(("output", "value", "locations", "weights"), got, want):
         assert max_err(g, w) < 1e-4, name
+
+
+def test_opcheck():
+    value, locations, weights, _, shapes = make_case(1, 2, 3, 4, 2, [(3, 4), (2, 2)], "cpu", seed=7)
+    args = (value.requires_grad_(), shapes, starts_of(shapes), locations.requires_grad_(), weights.requires_grad_())
+    torch.library.opcheck(torch.ops.cubeops.ms_deform_attn.default, args)

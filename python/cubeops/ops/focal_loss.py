@@ -1,6 +1,6 @@
 """Sigmoid focal loss: mmcv's `mmcv.ops.sigmoid_focal_loss` on cubeops kernels.
 
-Same shape as the other ops: `_run` calls the kernel (the elementwise loss, or its derivative
+Same shape as every op (`_registration`): `_run` calls the kernel (the elementwise loss, or its derivative
 by the logits), `cubeops::sigmoid_focal_loss` is a torch.library custom op (fake impl +
 autograd) for torch.compile, eager calls take a plain autograd.Function over the same kernel,
 and ONNX export traces `export_graph` (the same formulas in torch ops).
@@ -14,7 +14,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .. import _native
-from .._bridge import SUPPORTED_DTYPES, describe, describe_index, exporting, stream
+from .._bridge import SUPPORTED_DTYPES, describe, describe_index, stream
+from ._registration import call, custom_op, eager_function
 
 REDUCTIONS = ("none", "mean", "sum")
 
@@ -28,24 +29,20 @@ def _run(input: Tensor, target: Tensor, weight: Optional[Tensor], gamma: float, 
     return out
 
 
-@torch.library.custom_op("cubeops::sigmoid_focal_loss", mutates_args=())
-def _forward(input: Tensor, target: Tensor, weight: Optional[Tensor], gamma: float, alpha: float) -> Tensor:
+def _run_forward(input: Tensor, target: Tensor, weight: Optional[Tensor], gamma: float, alpha: float) -> Tensor:
     return _run(input, target, weight, gamma, alpha, False)
 
 
-@_forward.register_fake
-def _(input, target, weight, gamma, alpha):
-    return input.new_empty(input.shape)
-
-
-@torch.library.custom_op("cubeops::sigmoid_focal_loss_derivative", mutates_args=())
-def _derivative(input: Tensor, target: Tensor, weight: Optional[Tensor], gamma: float, alpha: float) -> Tensor:
+def _run_derivative(input: Tensor, target: Tensor, weight: Optional[Tensor], gamma: float, alpha: float) -> Tensor:
     return _run(input, target, weight, gamma, alpha, True)
 
 
-@_derivative.register_fake
-def _(input, target, weight, gamma, alpha):
+def _fake(input, target, weight, gamma, alpha):
     return input.new_empty(input.shape)
+
+
+_forward = custom_op("sigmoid_focal_loss", _run_forward, _fake)
+_derivative = custom_op("sigmoid_focal_loss_derivative", _run_derivative, _fake)
 
 
 def _setup_context(ctx, inputs, output):
@@ -58,19 +55,13 @@ def _backward(ctx, grad_output):
     return grad_output * _derivative(input, target, weight, ctx.gamma, ctx.alpha), None, None, None, None
 
 
+def _eager_backward(ctx, grad_output):
+    input, target, weight = ctx.saved_tensors
+    return grad_output * _run_derivative(input, target, weight, ctx.gamma, ctx.alpha), None, None, None, None
+
+
 _forward.register_autograd(_backward, setup_context=_setup_context)
-
-
-class _EagerSigmoidFocalLoss(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, input, target, weight, gamma, alpha):
-        _setup_context(ctx, (input, target, weight, gamma, alpha), None)
-        return _run(input, target, weight, gamma, alpha, False)
-
-    @staticmethod
-    def backward(ctx, grad_output):
-        input, target, weight = ctx.saved_tensors
-        return grad_output * _run(input, target, weight, ctx.gamma, ctx.alpha, True), None, None, None, None
+_EagerSigmoidFocalLoss = eager_function("_EagerSigmoidFocalLoss", _run_forward, _eager_backward, _setup_context)
 
 
 def export_graph(input: Tensor, target: Tensor, weight: Optional[Tensor], gamma: float, alpha: float) -> Tensor:
@@ -135,12 +126,7 @@ def sigmoid_focal_loss(
         raise ValueError(f"sigmoid_focal_loss(): gamma must be finite and >= 0, alpha finite; got {gamma}, {alpha}")
     target = target.long().contiguous()
     weight = None if weight is None else weight.to(input.dtype).contiguous()
-    if exporting():
-        loss = export_graph(input, target, weight, float(gamma), float(alpha))
-    elif torch.compiler.is_compiling():
-        loss = _forward(input, target, weight, float(gamma), float(alpha))
-    else:
-        loss = _EagerSigmoidFocalLoss.apply(input, target, weight, float(gamma), float(alpha))
+    loss = call(export_graph, _forward, _EagerSigmoidFocalLoss, input, target, weight, float(gamma), float(alpha))
     if reduction == "mean":
         return loss.sum() / input.shape[0]
     return loss.sum() if reduction == "sum" else loss

@@ -2,7 +2,7 @@
 `mmcv.ops.MultiScaleDeformableAttention`, Deformable DETR, Mask2Former's pixel decoder, BEV
 encoders) on cubeops kernels.
 
-Same shape as point_sample and psamask: the `_run_*` functions call the kernels,
+Same shape as every op (`_registration`): the `_run_*` functions call the kernels,
 `cubeops::ms_deform_attn` is a torch.library custom op (fake impl + autograd) for
 torch.compile, eager calls take a plain autograd.Function over the same kernels, and ONNX
 export traces `export_graph` (mmcv's own grid_sample formulation).
@@ -15,7 +15,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .. import _native
-from .._bridge import SUPPORTED_DTYPES, describe, describe_index, exporting, stream
+from .._bridge import SUPPORTED_DTYPES, describe, describe_index, stream
+from ._registration import call, custom_op, eager_function
 
 
 
@@ -59,27 +60,23 @@ def _run_backward(
     return grad_value, grad_locations, grad_weights
 
 
-@torch.library.custom_op("cubeops::ms_deform_attn", mutates_args=())
-def _forward(value: Tensor, shapes: Tensor, starts: Tensor, locations: Tensor, weights: Tensor) -> Tensor:
-    return _run_forward(value, shapes, starts, locations, weights)
-
-
-@_forward.register_fake
-def _(value: Tensor, shapes: Tensor, starts: Tensor, locations: Tensor, weights: Tensor) -> Tensor:
-    n, _, m, d = value.shape
-    return value.new_empty((n, locations.shape[1], m * d))
-
-
-@torch.library.custom_op("cubeops::ms_deform_attn_backward", mutates_args=())
-def _backward_op(
+def _all_gradients(
     grad_output: Tensor, value: Tensor, shapes: Tensor, starts: Tensor, locations: Tensor, weights: Tensor
 ) -> Tuple[Tensor, Tensor, Tensor]:
     return _run_backward(grad_output, value, shapes, starts, locations, weights)
 
 
-@_backward_op.register_fake
-def _(grad_output, value, shapes, starts, locations, weights):
+def _fake_forward(value, shapes, starts, locations, weights):
+    n, _, m, d = value.shape
+    return value.new_empty((n, locations.shape[1], m * d))
+
+
+def _fake_backward(grad_output, value, shapes, starts, locations, weights):
     return value.new_empty(value.shape), locations.new_empty(locations.shape), weights.new_empty(weights.shape)
+
+
+_forward = custom_op("ms_deform_attn", _run_forward, _fake_forward)
+_backward_op = custom_op("ms_deform_attn_backward", _all_gradients, _fake_backward)
 
 
 def _setup_context(ctx, inputs, output):
@@ -92,21 +89,16 @@ def _backward(ctx, grad_output):
     return gv, None, None, gl, gw
 
 
+def _eager_backward(ctx, grad_output):
+    # Only the gradients asked for: the value's and the sampling's are separate kernels.
+    value, shapes, starts, locations, weights = ctx.saved_tensors
+    need = ctx.needs_input_grad
+    gv, gl, gw = _run_backward(grad_output, value, shapes, starts, locations, weights, need[0], need[3] or need[4])
+    return gv, None, None, gl if need[3] else None, gw if need[4] else None
+
+
 _forward.register_autograd(_backward, setup_context=_setup_context)
-
-
-class _EagerMsDeformAttn(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, value, shapes, starts, locations, weights):
-        _setup_context(ctx, (value, shapes, starts, locations, weights), None)
-        return _run_forward(value, shapes, starts, locations, weights)
-
-    @staticmethod
-    def backward(ctx, grad_output):
-        value, shapes, starts, locations, weights = ctx.saved_tensors
-        need = ctx.needs_input_grad
-        gv, gl, gw = _run_backward(grad_output, value, shapes, starts, locations, weights, need[0], need[3] or need[4])
-        return gv, None, None, gl if need[3] else None, gw if need[4] else None
+_EagerMsDeformAttn = eager_function("_EagerMsDeformAttn", _run_forward, _eager_backward, _setup_context)
 
 
 def export_graph(value: Tensor, shapes: Tensor, locations: Tensor, weights: Tensor) -> Tensor:
@@ -223,8 +215,5 @@ def ms_deform_attn(
     shapes, starts = _index_tensors(value, value_spatial_shapes, value_level_start_index, sampling_locations.shape[3])
     locations = sampling_locations.to(value.dtype)
     weights = attention_weights.to(value.dtype)
-    if exporting():
-        return export_graph(value, shapes, locations, weights)
-    if torch.compiler.is_compiling():
-        return _forward(value, shapes, starts, locations, weights)
-    return _EagerMsDeformAttn.apply(value, shapes, starts, locations, weights)
+    return call(lambda v, s, _, lo, w: export_graph(v, s, lo, w), _forward, _EagerMsDeformAttn, value, shapes, starts,
+                locations, weights)

@@ -14,6 +14,7 @@ from torch import Tensor
 
 from .. import _native
 from .._bridge import SUPPORTED_DTYPES, describe, exporting, stream
+from ._registration import custom_op, eager_function
 
 
 MODES = ("bilinear", "nearest")
@@ -90,42 +91,21 @@ def _run_grad_points(
     return grad_points
 
 
-@torch.library.custom_op("cubeops::point_sample", mutates_args=())
-def _forward(input: Tensor, points: Tensor, align_corners: bool, mode: str, padding_mode: str) -> Tensor:
-    return _run_forward(input, points, align_corners, mode, padding_mode)
-
-
-@_forward.register_fake
-def _(input: Tensor, points: Tensor, align_corners: bool, mode: str, padding_mode: str) -> Tensor:
+def _fake_forward(input, points, align_corners, mode, padding_mode):
     return _new_output(input, points.shape[1])
 
 
-@torch.library.custom_op("cubeops::point_sample_grad_input", mutates_args=())
-def _grad_input(
-    grad_output: Tensor, input: Tensor, points: Tensor, align_corners: bool, mode: str, padding_mode: str
-) -> Tensor:
-    return _run_grad_input(grad_output, input, points, align_corners, mode, padding_mode)
-
-
-@_grad_input.register_fake
-def _(
-    grad_output: Tensor, input: Tensor, points: Tensor, align_corners: bool, mode: str, padding_mode: str
-) -> Tensor:
+def _fake_grad_input(grad_output, input, points, align_corners, mode, padding_mode):
     return torch.empty_like(input) if input.device.type != "cpu" else input.new_empty(input.shape)
 
 
-@torch.library.custom_op("cubeops::point_sample_grad_points", mutates_args=())
-def _grad_points(
-    grad_output: Tensor, input: Tensor, points: Tensor, align_corners: bool, mode: str, padding_mode: str
-) -> Tensor:
-    return _run_grad_points(grad_output, input, points, align_corners, mode, padding_mode)
-
-
-@_grad_points.register_fake
-def _(
-    grad_output: Tensor, input: Tensor, points: Tensor, align_corners: bool, mode: str, padding_mode: str
-) -> Tensor:
+def _fake_grad_points(grad_output, input, points, align_corners, mode, padding_mode):
     return points.new_empty(points.shape)
+
+
+_forward = custom_op("point_sample", _run_forward, _fake_forward)
+_grad_input = custom_op("point_sample_grad_input", _run_grad_input, _fake_grad_input)
+_grad_points = custom_op("point_sample_grad_points", _run_grad_points, _fake_grad_points)
 
 
 def _setup_context(ctx, inputs, output):
@@ -145,31 +125,24 @@ def _backward(ctx, grad_output):
     return grad_input, grad_points, None, None, None
 
 
+def _eager_backward(ctx, grad_output):
+    # Both gradients through one bridge call: host time is what small problems pay.
+    input, points = ctx.saved_tensors
+    align_corners, mode, padding_mode = ctx.sampling
+    grad_input = _new_grad_input(input) if ctx.needs_input_grad[0] else None
+    launch_points = ctx.needs_input_grad[1] and mode != "nearest"
+    grad_points = points.new_empty(points.shape) if launch_points else None
+    _launch_backward(grad_output, input, points, grad_input, grad_points, align_corners, mode, padding_mode)
+    if grad_input is not None:
+        grad_input = grad_input.to(input.dtype)
+    if ctx.needs_input_grad[1] and not launch_points:
+        grad_points = _zero_grad_points(points)
+    return grad_input, grad_points, None, None, None
+
+
 _forward.register_autograd(_backward, setup_context=_setup_context)
-
-
-class _EagerPointSample(torch.autograd.Function):
-    """The custom ops' kernels and gradients without torch.library's dispatch (eager mode)."""
-
-    @staticmethod
-    def forward(ctx, input, points, align_corners, mode, padding_mode):
-        _setup_context(ctx, (input, points, align_corners, mode, padding_mode), None)
-        return _run_forward(input, points, align_corners, mode, padding_mode)
-
-    @staticmethod
-    def backward(ctx, grad_output):
-        # Both gradients through one bridge call: host time is what small problems pay.
-        input, points = ctx.saved_tensors
-        align_corners, mode, padding_mode = ctx.sampling
-        grad_input = _new_grad_input(input) if ctx.needs_input_grad[0] else None
-        launch_points = ctx.needs_input_grad[1] and mode != "nearest"
-        grad_points = points.new_empty(points.shape) if launch_points else None
-        _launch_backward(grad_output, input, points, grad_input, grad_points, align_corners, mode, padding_mode)
-        if grad_input is not None:
-            grad_input = grad_input.to(input.dtype)
-        if ctx.needs_input_grad[1] and not launch_points:
-            grad_points = _zero_grad_points(points)
-        return grad_input, grad_points, None, None, None
+# The custom ops' kernels and gradients without torch.library's dispatch (eager mode).
+_EagerPointSample = eager_function("_EagerPointSample", _run_forward, _eager_backward, _setup_context)
 
 
 def export_graph(input: Tensor, points: Tensor, align_corners: bool, mode: str, padding_mode: str) -> Tensor:

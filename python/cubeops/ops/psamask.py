@@ -1,8 +1,8 @@
 """PSAMask: mmcv's `mmcv.ops.PSAMask` (PSANet's point-wise spatial attention masks).
 
-Same shape as point_sample: the `_run_*` functions call the kernels, `cubeops::psamask` is a
-torch.library custom op (fake impl + autograd) for torch.compile, eager calls take a plain
-autograd.Function over the same kernels, and ONNX export traces `export_graph`.
+Same shape as every op (`_registration`): the `_run_*` functions call the kernels,
+`cubeops::psamask` is a torch.library custom op (fake impl + autograd) for torch.compile, eager
+calls take a plain autograd.Function over the same kernels, and ONNX export traces `export_graph`.
 """
 
 from typing import Tuple, Union
@@ -11,7 +11,8 @@ import torch
 from torch import Tensor
 
 from .. import _native
-from .._bridge import SUPPORTED_DTYPES, describe, exporting, stream
+from .._bridge import SUPPORTED_DTYPES, describe, stream
+from ._registration import call, custom_op, eager_function
 
 PSA_TYPES = {"collect": False, "distribute": True, 0: False, 1: True}
 
@@ -30,26 +31,18 @@ def _run_backward(grad_output: Tensor, distribute: bool, mask_h: int, mask_w: in
     return grad_input
 
 
-@torch.library.custom_op("cubeops::psamask", mutates_args=())
-def _forward(input: Tensor, distribute: bool, mask_h: int, mask_w: int) -> Tensor:
-    return _run_forward(input, distribute, mask_h, mask_w)
-
-
-@_forward.register_fake
-def _(input: Tensor, distribute: bool, mask_h: int, mask_w: int) -> Tensor:
+def _fake_forward(input, distribute, mask_h, mask_w):
     n, _, h, w = input.shape
     return input.new_empty((n, h * w, h, w))
 
 
-@torch.library.custom_op("cubeops::psamask_backward", mutates_args=())
-def _backward_op(grad_output: Tensor, distribute: bool, mask_h: int, mask_w: int) -> Tensor:
-    return _run_backward(grad_output, distribute, mask_h, mask_w)
-
-
-@_backward_op.register_fake
-def _(grad_output: Tensor, distribute: bool, mask_h: int, mask_w: int) -> Tensor:
+def _fake_backward(grad_output, distribute, mask_h, mask_w):
     n, _, h, w = grad_output.shape
     return grad_output.new_empty((n, mask_h * mask_w, h, w))
+
+
+_forward = custom_op("psamask", _run_forward, _fake_forward)
+_backward_op = custom_op("psamask_backward", _run_backward, _fake_backward)
 
 
 def _setup_context(ctx, inputs, output):
@@ -60,18 +53,12 @@ def _backward(ctx, grad_output):
     return _backward_op(grad_output, ctx.distribute, ctx.mask_h, ctx.mask_w), None, None, None
 
 
+def _eager_backward(ctx, grad_output):
+    return _run_backward(grad_output, ctx.distribute, ctx.mask_h, ctx.mask_w), None, None, None
+
+
 _forward.register_autograd(_backward, setup_context=_setup_context)
-
-
-class _EagerPsaMask(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, input, distribute, mask_h, mask_w):
-        _setup_context(ctx, (input, distribute, mask_h, mask_w), None)
-        return _run_forward(input, distribute, mask_h, mask_w)
-
-    @staticmethod
-    def backward(ctx, grad_output):
-        return _run_backward(grad_output, ctx.distribute, ctx.mask_h, ctx.mask_w), None, None, None
+_EagerPsaMask = eager_function("_EagerPsaMask", _run_forward, _eager_backward, _setup_context)
 
 
 def export_graph(input: Tensor, distribute: bool, mask_h: int, mask_w: int) -> Tensor:
@@ -136,8 +123,4 @@ def psamask(input: Tensor, psa_type: Union[str, int] = "collect", mask_size=None
     """
     mask_h, mask_w = mask_pair(mask_size)
     distribute = _check(input, psa_type, mask_h, mask_w)
-    if exporting():
-        return export_graph(input, distribute, mask_h, mask_w)
-    if torch.compiler.is_compiling():
-        return _forward(input, distribute, mask_h, mask_w)
-    return _EagerPsaMask.apply(input, distribute, mask_h, mask_w)
+    return call(export_graph, _forward, _EagerPsaMask, input, distribute, mask_h, mask_w)

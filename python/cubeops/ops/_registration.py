@@ -1,0 +1,42 @@
+"""What every op's Python side shares, so an op is its kernels' calls plus these three lines:
+
+- `custom_op`: the op as a torch.library custom op with a fake implementation (shapes only),
+  so torch.compile traces it without a graph break;
+- `eager_function`: a plain autograd.Function over the same kernels, for eager calls (torch.library's
+  Python dispatch costs more host time than small kernels take on the GPU, docs/gpu-testing.md);
+- `call`: the entry that picks the plain-torch `export_graph` under ONNX export, the custom op
+  under torch.compile, the eager Function otherwise.
+"""
+
+from typing import Callable
+
+import torch
+
+from .._bridge import exporting
+
+
+def custom_op(name: str, impl: Callable, fake: Callable):
+    """`torch.ops.cubeops.<name>`, running `impl` (its annotations give the schema), with `fake`."""
+    op = torch.library.custom_op(f"cubeops::{name}", mutates_args=())(impl)
+    op.register_fake(fake)
+    return op
+
+
+def eager_function(name: str, forward: Callable, backward: Callable, setup_context: Callable) -> type:
+    """An autograd.Function: `setup_context(ctx, args, None)` then `forward(*args)`; `backward(ctx,
+    *grads)` as the custom op's autograd takes it (or a fused version of it)."""
+
+    def run(ctx, *args):
+        setup_context(ctx, args, None)
+        return forward(*args)
+
+    return type(name, (torch.autograd.Function,), {"forward": staticmethod(run), "backward": staticmethod(backward)})
+
+
+def call(export_graph: Callable, compiled, eager: type, *args):
+    """The op on `args`: its ONNX graph, its custom op or its eager Function."""
+    if exporting():
+        return export_graph(*args)
+    if torch.compiler.is_compiling():
+        return compiled(*args)
+    return eager.apply(*args)
