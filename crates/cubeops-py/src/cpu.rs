@@ -74,17 +74,6 @@ fn grad_points_typed<T: CpuElement>(
     cpu::grad_points(view::<T, 3>(grad, g)?, view::<T, 4>(input, i)?, view::<T, 3>(points, p)?, o, sampling).map_err(to_py)
 }
 
-macro_rules! by_dtype {
-    ($dtype:expr, $f:ident($($arg:expr),*)) => {
-        match $dtype {
-            DType::F32 => $f::<f32>($($arg),*),
-            DType::F64 => $f::<f64>($($arg),*),
-            DType::F16 => $f::<f16>($($arg),*),
-            DType::BF16 => $f::<bf16>($($arg),*),
-        }
-    };
-}
-
 pub fn forward(input: &TensorDesc, points: &TensorDesc, out: &TensorDesc, sampling: Sampling) -> PyResult<()> {
     by_dtype!(input.dtype, forward_typed(input, points, out, sampling))
 }

@@ -61,12 +61,7 @@ pub fn run(call: &Call, stream: u64) -> PyResult<()> {
         return err(format!("`target` is on device {}, `input` on {}", call.target.device, call.input.device));
     }
     if call.input.device < 0 {
-        return match call.input.dtype {
-            DType::F32 => typed::<f32>(call),
-            DType::F64 => typed::<f64>(call),
-            DType::F16 => typed::<f16>(call),
-            DType::BF16 => typed::<bf16>(call),
-        };
+        return by_dtype!(call.input.dtype, typed(call));
     }
     let geo = FocalGeometry { n, classes: c, gamma: call.gamma, alpha: call.alpha, input_strides, output_strides };
     geo.scalars().map_err(|e| PyValueError::new_err(format!("sigmoid_focal_loss on CUDA: {e}")))?;

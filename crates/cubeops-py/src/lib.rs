@@ -7,6 +7,19 @@
 //! exceptions naming the argument; PyO3 turns any panic into a Python exception, so none
 //! crosses the FFI boundary.
 
+/// Calls the generic `$f::<T>(...)` for the storage type of `$dtype` (a `tensor::DType`); the
+/// caller imports `DType`, `half::f16` and `half::bf16`.
+macro_rules! by_dtype {
+    ($dtype:expr, $f:ident($($arg:expr),*)) => {
+        match $dtype {
+            DType::F32 => $f::<f32>($($arg),*),
+            DType::F64 => $f::<f64>($($arg),*),
+            DType::F16 => $f::<f16>($($arg),*),
+            DType::BF16 => $f::<bf16>($($arg),*),
+        }
+    };
+}
+
 mod cpu;
 mod cuda;
 mod error;

@@ -132,17 +132,6 @@ fn backward_cpu<T: CpuElement>(ops: &Operands, grad: &TensorDesc, grads: &Grads,
     Ok(())
 }
 
-macro_rules! by_dtype {
-    ($dtype:expr, $f:ident($($arg:expr),*)) => {
-        match $dtype {
-            DType::F32 => $f::<f32>($($arg),*),
-            DType::F64 => $f::<f64>($($arg),*),
-            DType::F16 => $f::<f16>($($arg),*),
-            DType::BF16 => $f::<bf16>($($arg),*),
-        }
-    };
-}
-
 fn array(d: &TensorDesc) -> DeviceArray {
     DeviceArray { ptr: d.ptr as u64, len: d.available }
 }

@@ -2,7 +2,7 @@
 
 use cubecl::prelude::*;
 
-use super::geometry::{level, locate, location_index, weight_index, MsdaGeometryArgs};
+use super::geometry::{level, locate, location_index, output_element, weight_index, MsdaGeometryArgs};
 
 /// `grad_value[n, key(corner), m, d] += attn * corner weight * grad_output[n, q, m, d]` for
 /// the four corners of every (level, point) of query `q`.
@@ -22,16 +22,10 @@ pub fn msda_backward_value_kernel<F: Float, A: Float, I: Int>(
     geo: &MsdaGeometryArgs,
     #[define(F, A, I)] _dtypes: [StorageType; 3],
 ) {
-    let channels = geo.channels as usize;
-    let heads = geo.num_heads as usize;
-    let queries = geo.num_queries as usize;
-    if ABSOLUTE_POS >= geo.n as usize * queries * heads * channels {
+    let (inside, n, q, m, d) = output_element(geo, ABSOLUTE_POS);
+    if !inside {
         terminate!();
     }
-    let d = ABSOLUTE_POS % channels;
-    let m = (ABSOLUTE_POS / channels) % heads;
-    let q = (ABSOLUTE_POS / (channels * heads)) % queries;
-    let n = ABSOLUTE_POS / (channels * heads * queries);
 
     let one = A::new(1.0);
     let grad = A::cast_from(grad_output[n * geo.out_n as usize + q * geo.out_q as usize + m * geo.out_m as usize + d * geo.out_d as usize]);

@@ -3,7 +3,7 @@
 
 use cubecl::prelude::*;
 
-use super::geometry::{level, locate, location_index, weight_index, MsdaGeometryArgs};
+use super::geometry::{level, locate, location_index, output_element, weight_index, MsdaGeometryArgs};
 use crate::point_sample::read_or_zero;
 
 /// `output[n, q, m, d] = sum over levels l and points p of attn[n, q, m, l, p] *
@@ -22,16 +22,10 @@ pub fn msda_forward_kernel<F: Float, A: Float, I: Int>(
     geo: &MsdaGeometryArgs,
     #[define(F, A, I)] _dtypes: [StorageType; 3],
 ) {
-    let channels = geo.channels as usize;
-    let heads = geo.num_heads as usize;
-    let queries = geo.num_queries as usize;
-    if ABSOLUTE_POS >= geo.n as usize * queries * heads * channels {
+    let (inside, n, q, m, d) = output_element(geo, ABSOLUTE_POS);
+    if !inside {
         terminate!();
     }
-    let d = ABSOLUTE_POS % channels;
-    let m = (ABSOLUTE_POS / channels) % heads;
-    let q = (ABSOLUTE_POS / (channels * heads)) % queries;
-    let n = ABSOLUTE_POS / (channels * heads * queries);
 
     let one = A::new(1.0);
     let mut acc = A::new(0.0);

@@ -74,6 +74,19 @@ pub fn locate<F: Float, A: Float>(
     footprint::<A>(px, py, h, w, w * key_stride, key_stride, MSDA_SAMPLING, backward)
 }
 
+/// The output element `(n, q, m, d)` of thread `pos` (channels fastest), and whether it exists.
+#[cube]
+pub fn output_element(geo: &MsdaGeometryArgs, pos: usize) -> (bool, usize, usize, usize, usize) {
+    let channels = geo.channels as usize;
+    let heads = geo.num_heads as usize;
+    let queries = geo.num_queries as usize;
+    let inside = pos < geo.n as usize * queries * heads * channels;
+    let d = pos % channels;
+    let m = (pos / channels) % heads;
+    let q = (pos / (channels * heads)) % queries;
+    (inside, pos / (channels * heads * queries), q, m, d)
+}
+
 /// Flat index of `(n, q, m, l, p)` in the locations (without the x/y axis).
 #[cube]
 pub fn location_index(geo: &MsdaGeometryArgs, n: usize, q: usize, m: usize, l: usize, p: usize) -> usize {
