@@ -47,3 +47,17 @@ def test_replot_and_rust_table_plot(tmp_path, monkeypatch):
     runpy.run_path(str(plot_burn), run_name="__main__")
     assert (tmp_path / "point_sample.png").stat().st_size > 1000
     assert (tmp_path / "point_sample_burn.png").stat().st_size > 1000
+
+
+def test_ms_deform_attn_bench_smoke(tmp_path, monkeypatch, capsys):
+    """MSDA: cubeops and the pure-PyTorch path on tiny shapes, both dtypes (CPU)."""
+    script = SCRIPT.parent / "ms_deform_attn_torch.py"
+    monkeypatch.setattr(sys, "argv", [str(script), "--smoke", "--device", "cpu", "--out", str(tmp_path)])
+    runpy.run_path(str(script), run_name="__main__")
+    assert "wrote" in capsys.readouterr().out
+    with open(tmp_path / "ms_deform_attn.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["shape"], r["dtype"]) for r in rows] == [
+        (s, d) for s in ("tiny-2-levels", "tiny-bev") for d in ("float32", "bfloat16")
+    ]
+    assert all(float(r["cubeops_fb_ms"]) > 0 and float(r["speedup_fb_vs_pytorch"]) > 0 for r in rows)
