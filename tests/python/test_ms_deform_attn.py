@@ -203,3 +203,21 @@ def test_opcheck():
     value, locations, weights, _, shapes = make_case(1, 2, 3, 4, 2, [(3, 4), (2, 2)], "cpu", seed=7)
     args = (value.requires_grad_(), shapes, starts_of(shapes), locations.requires_grad_(), weights.requires_grad_())
     torch.library.opcheck(torch.ops.cubeops.ms_deform_attn.default, args)
+
+
+@pytest.mark.cuda
+def test_deterministic_value_gradient_repeats_bit_for_bit():
+    """Under torch.use_deterministic_algorithms(True) the value's gradient comes from the kernel
+    without atomics: the same bits on every run, and the reference's values."""
+    # Many points on few keys: order-dependent sums for the atomic kernel.
+    value, locations, weights, grad, shapes = make_case(2, 4, 8, 400, 4, [(3, 4), (2, 2)], "cuda", seed=8)
+    value, locations, weights, grad = (t.float() for t in (value, locations, weights, grad))
+    want = reference(value, shapes, locations, weights, grad)
+    torch.use_deterministic_algorithms(True)
+    try:
+        runs = [with_grads(lambda v, lo, w: cubeops.ms_deform_attn(v, shapes, None, lo, w), value, locations, weights,
+                           grad)[1] for _ in range(3)]
+    finally:
+        torch.use_deterministic_algorithms(False)
+    assert all(torch.equal(runs[0], r) for r in runs[1:])
+    assert max_err(runs[0], want[1]) < 1e-4

@@ -241,7 +241,8 @@ fn ms_deform_attn_forward(
 
 /// MSDA's gradients from `grad_output (N, Lq, M, D)` into the buffers given: `grad_value`
 /// (on CUDA a zeroed float32/float64 accumulation buffer), and `grad_sampling_locations`
-/// with `grad_attention_weights` (both or neither), all contiguous.
+/// with `grad_attention_weights` (both or neither), all contiguous. `deterministic` picks the
+/// CUDA kernel without float atomics for the value's gradient.
 #[pyfunction]
 #[allow(clippy::too_many_arguments)]
 fn ms_deform_attn_backward(
@@ -255,6 +256,7 @@ fn ms_deform_attn_backward(
     grad_value: Option<Bound<'_, PyAny>>,
     grad_sampling_locations: Option<Bound<'_, PyAny>>,
     grad_attention_weights: Option<Bound<'_, PyAny>>,
+    deterministic: bool,
     stream: u64,
 ) -> PyResult<()> {
     let mut args = vec![
@@ -280,6 +282,7 @@ fn ms_deform_attn_backward(
     let grads = msda::Grads {
         value: grad_value.is_some().then(|| &d[d.len() - 1]),
         sampling: sampling.then(|| (&d[4], &d[5])),
+        deterministic,
     };
     py.detach(|| msda::backward(&ops, &d[0], &grads, stream))
 }

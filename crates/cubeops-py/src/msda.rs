@@ -162,9 +162,12 @@ pub fn forward(ops: &Operands, out: &TensorDesc, stream: u64) -> PyResult<()> {
 }
 
 /// The gradient buffers of a backward call; `sampling` = (locations, weights).
+/// `deterministic`: the value's gradient from the kernel without atomics (CUDA; the CPU
+/// kernels are deterministic anyway).
 pub struct Grads<'a> {
     pub value: Option<&'a TensorDesc>,
     pub sampling: Option<(&'a TensorDesc, &'a TensorDesc)>,
+    pub deterministic: bool,
 }
 
 /// Fills the gradient buffers given from `grad_output (N, Lq, M, D)`: on the CPU contiguous
@@ -196,7 +199,8 @@ pub fn backward(ops: &Operands, grad: &TensorDesc, grads: &Grads, stream: u64) -
     if let Some(gv) = grads.value {
         let geo = ops.geometry(gv, grad)?;
         let arrays = [array(grad), shapes, starts, locations, weights, array(gv)];
-        launch(MsdaPass::BackwardValue, &geo, ops.value.dtype, &arrays, ops.value.device, stream)?;
+        let pass = if grads.deterministic { MsdaPass::BackwardValueOrdered } else { MsdaPass::BackwardValue };
+        launch(pass, &geo, ops.value.dtype, &arrays, ops.value.device, stream)?;
     }
     if let Some((gl, gw)) = grads.sampling {
         let geo = ops.geometry(ops.value, grad)?;

@@ -137,6 +137,14 @@ fn wgpu_kernels_match_reference() {
     let device = burn::backend::wgpu::WgpuDevice::default();
     run_suite::<Autodiff<burn::backend::Wgpu>>("wgpu", &device, DType::F32, 1e-5);
     run_suite::<Autodiff<burn::backend::Wgpu>>("wgpu", &device, DType::F16, 2e-2);
+    // llvmpipe has no f64 atomics: the value's gradient comes from the deterministic kernel.
+    let client = <burn::backend::wgpu::WgpuRuntime as cubecl::Runtime>::client(&device);
+    if client.properties().supports_type(cubecl::ir::StorageType::from(DType::F64)) {
+        run_suite::<Autodiff<burn::backend::Wgpu<f64>>>("wgpu", &device, DType::F64, 1e-12);
+        println!("wgpu f64: checked (value gradient from the deterministic kernel where f64 atomics are missing)");
+    } else {
+        println!("wgpu: f64 not supported by this device, skipped");
+    }
 }
 
 #[test]

@@ -36,7 +36,8 @@ def _run_backward(
     need_value: bool = True, need_sampling: bool = True,
 ) -> Tuple[Optional[Tensor], Optional[Tensor], Optional[Tensor]]:
     """The gradients asked for (None for the others). On CUDA the value gradient is added up
-    in a zeroed float32 (float64) buffer by atomics, then cast."""
+    in a zeroed float32 (float64) buffer, then cast: by atomics, or under
+    torch.use_deterministic_algorithms(True) by the kernel without them."""
     n, _, m, d = value.shape
     grad = grad_output.reshape(n, locations.shape[1], m, d)
     grad_value = grad_locations = grad_weights = None
@@ -53,7 +54,8 @@ def _run_backward(
         describe(grad), describe(value), describe_index(shapes), describe_index(starts), describe(locations),
         describe(weights), None if grad_value is None else describe(grad_value),
         None if grad_locations is None else describe(grad_locations),
-        None if grad_weights is None else describe(grad_weights), stream(value),
+        None if grad_weights is None else describe(grad_weights), torch.are_deterministic_algorithms_enabled(),
+        stream(value),
     )
     if grad_value is not None:
         grad_value = grad_value.to(value.dtype)

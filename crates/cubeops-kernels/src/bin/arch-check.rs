@@ -56,7 +56,7 @@ fn variants() -> Vec<(Kernel, StorageType, Variant)> {
             }
         }
     }
-    for pass in [MsdaPass::Forward, MsdaPass::BackwardValue, MsdaPass::BackwardSampling] {
+    for pass in [MsdaPass::Forward, MsdaPass::BackwardValue, MsdaPass::BackwardValueOrdered, MsdaPass::BackwardSampling] {
         for kind in dtypes {
             for index64 in [true, false] {
                 for wide_index in [false, true] {

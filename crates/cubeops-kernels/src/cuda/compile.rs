@@ -19,7 +19,8 @@ use crate::point_sample::{
 };
 use crate::focal_loss::{sigmoid_focal_loss_kernel as focal, FocalArgsCompilationArg};
 use crate::ms_deform_attn::{
-    msda_backward_sampling_kernel as msda_bwd_sampling, msda_backward_value_kernel as msda_bwd_value, msda_dtypes,
+    msda_backward_sampling_kernel as msda_bwd_sampling, msda_backward_value_kernel as msda_bwd_value,
+    msda_backward_value_ordered_kernel as msda_bwd_value_ordered, msda_dtypes,
     msda_forward_kernel as msda_fwd, MsdaGeometryArgsCompilationArg,
 };
 use crate::psamask::{psamask_kernel, PsaGeometryArgsCompilationArg};
@@ -50,6 +51,8 @@ pub enum Kernel {
 pub enum MsdaPass {
     Forward,
     BackwardValue,
+    /// The deterministic backward to the value (no atomics).
+    BackwardValueOrdered,
     BackwardSampling,
 }
 
@@ -249,6 +252,13 @@ pub fn kernel_source<R: Runtime>(
                 ),
                 MsdaPass::BackwardValue => compile_task(
                     msda_bwd_value::MsdaBackwardValueKernel::<R>::new(settings, client, a(), a(), a(), a(), a(), a(), msda_geometry(), dtypes),
+                    cc,
+                    addr,
+                ),
+                MsdaPass::BackwardValueOrdered => compile_task(
+                    msda_bwd_value_ordered::MsdaBackwardValueOrderedKernel::<R>::new(
+                        settings, client, a(), a(), a(), a(), a(), a(), msda_geometry(), dtypes,
+                    ),
                     cc,
                     addr,
                 ),

@@ -64,6 +64,7 @@ impl LaunchGeometry for MsdaGeometry {
     fn threads(&self, kernel: Kernel) -> usize {
         match kernel {
             Kernel::Msda { pass: MsdaPass::BackwardSampling, .. } => self.sampling_points(),
+            Kernel::Msda { pass: MsdaPass::BackwardValueOrdered, .. } => self.ordered_threads(),
             _ => self.output_elements(),
         }
     }

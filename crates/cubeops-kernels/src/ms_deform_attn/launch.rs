@@ -5,7 +5,7 @@ use cubecl::prelude::*;
 use cubecl::{calculate_cube_count_elemwise, CubeDim};
 
 use super::geometry::MsdaGeometryArgsLaunch;
-use super::{msda_backward_sampling_kernel, msda_backward_value_kernel, msda_forward_kernel};
+use super::{msda_backward_sampling_kernel, msda_backward_value_kernel, msda_backward_value_ordered_kernel, msda_forward_kernel};
 use crate::point_sample::accumulation_type;
 
 /// One MSDA launch: sizes and the strides (in elements) of value `(N, S, M, D)` (or of the
@@ -49,6 +49,14 @@ impl MsdaGeometry {
     /// Threads of the forward and backward-to-value kernels: one per output element.
     pub fn output_elements(&self) -> usize {
         self.n * self.num_queries * self.num_heads * self.channels
+    }
+
+    /// Threads of the deterministic backward-to-value kernel: one per `(n, level, head, channel)`.
+    pub fn ordered_threads(&self) -> usize {
+        if self.num_queries * self.num_points == 0 {
+            return 0; // nothing to add
+        }
+        self.n * self.num_levels * self.num_heads * self.channels
     }
 
     /// Threads of the backward-to-sampling kernel: one per sampling point.
@@ -97,7 +105,8 @@ pub fn launch_forward<R: Runtime>(
 }
 
 /// `grad_value += d output / d value` into a zeroed accumulation-type buffer whose strides
-/// are the geometry's value strides (float atomics).
+/// are the geometry's value strides: float atomics, or (`ordered`) the deterministic kernel,
+/// which needs none.
 #[allow(clippy::too_many_arguments)]
 pub fn launch_backward_value<R: Runtime>(
     client: &ComputeClient<R>,
@@ -105,18 +114,25 @@ pub fn launch_backward_value<R: Runtime>(
     variant: MsdaVariant,
     storage: StorageType,
     index: StorageType,
+    ordered: bool,
     [grad_output, shapes, starts, locations, weights, grad_value]: [ArrayArg<R>; 6],
 ) {
-    let threads = geo.output_elements();
+    let threads = if ordered { geo.ordered_threads() } else { geo.output_elements() };
     if threads == 0 {
         return;
     }
     let (count, cube_dim) = grid(client, threads);
     let addr = crate::address_type(variant.wide_index);
-    msda_backward_value_kernel::launch::<R>(
-        client, count, cube_dim, addr, grad_output, shapes, starts, locations, weights, grad_value, geo.launch_arg(),
-        msda_dtypes(storage, index),
-    );
+    let (geo_arg, dtypes) = (geo.launch_arg(), msda_dtypes(storage, index));
+    if ordered {
+        msda_backward_value_ordered_kernel::launch::<R>(
+            client, count, cube_dim, addr, grad_output, shapes, starts, locations, weights, grad_value, geo_arg, dtypes,
+        );
+    } else {
+        msda_backward_value_kernel::launch::<R>(
+            client, count, cube_dim, addr, grad_output, shapes, starts, locations, weights, grad_value, geo_arg, dtypes,
+        );
+    }
 }
 
 /// `grad_locations (N, Lq, M, L, P, 2)` and `grad_weights (N, Lq, M, L, P)`, contiguous,

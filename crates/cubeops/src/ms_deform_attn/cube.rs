@@ -81,9 +81,7 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> MsDeformAt
         let grad_weights = empty_device_contiguous_dtype(client, device, Shape::new([n, lq, m, l, p]), value.dtype);
         let geo_value = geometry(&grad_value, &locations, &weights, &grad_output);
         let geo_sampling = geometry(&value, &locations, &weights, &grad_output);
-        // Without atomic float adds (f64 on many wgpu devices) the composition runs instead.
-        let atomics = supports_atomic_add(&value.client, accumulation_type(storage));
-        if !atomics || geo_value.scalars().is_err() || geo_sampling.scalars().is_err() {
+        if geo_value.scalars().is_err() || geo_sampling.scalars().is_err() {
             return composite::backward::<Self>(grad_output, value, &levels, locations, weights);
         }
         let (shapes, starts) = index_arrays::<R, F, I, BT>(&value, &levels);
@@ -92,7 +90,9 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> MsDeformAt
         let variant = MsdaVariant { wide_index: wide_index(&all) };
         let client = &value.client;
         let (go, sh, st, lo, we) = (array(&grad_output), array(&shapes), array(&starts), array(&locations), array(&weights));
-        launch_backward_value::<R>(client, &geo_value, variant, storage, index, [go, sh, st, lo, we, array(&grad_value)]);
+        // Without atomic float adds (f64 on many wgpu devices) the deterministic kernel needs none.
+        let ordered = !supports_atomic_add(&value.client, accumulation_type(storage));
+        launch_backward_value::<R>(client, &geo_value, variant, storage, index, ordered, [go, sh, st, lo, we, array(&grad_value)]);
         let arrays = [
             array(&grad_output),
             array(&value),
