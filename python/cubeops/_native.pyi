@@ -31,3 +31,24 @@ def psamask_forward(
 def psamask_backward(
     grad_output: TensorDesc, grad_input: TensorDesc, distribute: bool, mask_h: int, mask_w: int, stream: int
 ) -> None: ...
+# MSDA. shapes (L, 2) and starts (L,) are int64 descriptions on the value's device (the CPU path
+# reads and checks them against S). output: contiguous (N, Lq, M, D).
+def ms_deform_attn_forward(
+    value: TensorDesc, spatial_shapes: TensorDesc, level_start_index: TensorDesc, sampling_locations: TensorDesc,
+    attention_weights: TensorDesc, output: TensorDesc, stream: int,
+) -> None: ...
+# grad_output (N, Lq, M, D); grad_value: the result on the CPU, a zeroed float32 (float64)
+# accumulation buffer on CUDA; grad_sampling_locations and grad_attention_weights both or neither;
+# `deterministic` picks the CUDA kernel without float atomics for grad_value.
+def ms_deform_attn_backward(
+    grad_output: TensorDesc, value: TensorDesc, spatial_shapes: TensorDesc, level_start_index: TensorDesc,
+    sampling_locations: TensorDesc, attention_weights: TensorDesc, grad_value: Optional[TensorDesc],
+    grad_sampling_locations: Optional[TensorDesc], grad_attention_weights: Optional[TensorDesc], deterministic: bool,
+    stream: int,
+) -> None: ...
+# Sigmoid focal loss, elementwise, into a contiguous (N, C) output: the loss, or with `backward`
+# its derivative by the logits. target: int64 (N,); weight: (C,) or None.
+def sigmoid_focal_loss(
+    input: TensorDesc, target: TensorDesc, weight: Optional[TensorDesc], output: TensorDesc, gamma: float, alpha: float,
+    backward: bool, stream: int,
+) -> None: ...
