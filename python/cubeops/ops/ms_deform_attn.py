@@ -19,7 +19,6 @@ from .._bridge import SUPPORTED_DTYPES, describe, describe_index, stream
 from ._registration import call, custom_op, eager_function
 
 
-
 def _run_forward(value: Tensor, shapes: Tensor, starts: Tensor, locations: Tensor, weights: Tensor) -> Tensor:
     n, _, m, d = value.shape
     lq = locations.shape[1]
