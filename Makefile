@@ -53,6 +53,9 @@ dist: check-rust $(VENV_STAMP)
 	rm -rf dist target/sdist && mkdir -p dist target/sdist
 	cd python && ../$(VENV)/bin/maturin sdist -o ../dist
 	tar -xzf dist/cubeops-*.tar.gz -C target/sdist
+	@# The sdist stamps every file 2006-07-24 (reproducible archives); cargo decides what to
+	@# rebuild by mtime, so without this an earlier dist build in ./target would be reused.
+	find target/sdist -type f -exec touch {} +
 	cd target/sdist/cubeops-* && PATH=$(CURDIR)/$(VENV)/bin:$$PATH CARGO_TARGET_DIR=$(CURDIR)/target \
 		maturin build --release --zig --compatibility $(DIST_COMPAT) -o $(CURDIR)/dist
 	$(VPY) tests/dist/check_wheel.py dist

@@ -1,6 +1,8 @@
 """Checks the release wheel in dist/: one abi3 wheel for CPython >= 3.10, a manylinux tag no
 newer than manylinux_2_28 that auditwheel confirms from the binary's symbol versions, the
-package's files inside, and its size. Usage: python tests/dist/check_wheel.py dist"""
+package's files inside, an extension built from this source (every function the type stubs
+declare is named in the binary: a stale build would lack the newest), and its size.
+Usage: python tests/dist/check_wheel.py dist"""
 
 import re
 import subprocess
@@ -46,6 +48,12 @@ def main(dist: Path) -> None:
             fail(f"{wheel.name} lacks {must}")
     if not any(re.fullmatch(r"cubeops/_native\.abi3\.so", n) for n in names):
         fail(f"{wheel.name} lacks the extension module cubeops/_native.abi3.so")
+    with zipfile.ZipFile(wheel) as zf:
+        binary = zf.read("cubeops/_native.abi3.so")
+        declared = re.findall(r"^def (\w+)\(", zf.read("cubeops/_native.pyi").decode(), re.MULTILINE)
+    missing = [name for name in declared if name.encode() + b"\0" not in binary]
+    if not declared or missing:
+        fail(f"{wheel.name}: the extension does not define {missing or 'anything'} (a stale build?)")
 
     mib = wheel.stat().st_size / 2**20
     if mib > MAX_MIB:

@@ -9,7 +9,8 @@ cd "$root"
 wheel=$(ls dist/cubeops-*.whl)
 venv=target/install-test/torch-$torch_version
 # The CPU tests that need only torch (mmcv's live in `make test`'s own venv).
-tests=(tests/python/test_point_sample.py tests/python/test_psamask.py tests/python/test_doctor.py tests/python/test_onnx.py)
+tests=(tests/python/test_point_sample.py tests/python/test_psamask.py tests/python/test_ms_deform_attn.py
+       tests/python/test_focal_loss.py tests/python/test_doctor.py tests/python/test_onnx.py)
 extras=(pytest numpy hypothesis onnx onnxruntime)
 # torch >= 2.9 exports ONNX with the dynamo exporter, which needs onnxscript.
 if python3 -c "import sys; v = tuple(map(int, sys.argv[1].split('.')[:2])); sys.exit(v < (2, 9))" "$torch_version"; then
