@@ -39,7 +39,7 @@ if command -v cargo >/dev/null || command -v rustc >/dev/null; then
 fi
 python -m pip install -q --upgrade pip
 start=$SECONDS
-# pip resolves the whole set first (PyPI serves the metadata alone), then the resolved wheels go
+# pip resolves the whole set first (a dry run; nothing is installed), then the resolved wheels go
 # in with --no-deps: the same environment as one `pip install`, but torch's CUDA wheels one at a
 # time, so at most one download (<= 1 GB) sits on disk beside the venv instead of ~4 GB.
 python -m pip install -q --dry-run --ignore-installed --only-binary=:all: \
