@@ -104,11 +104,12 @@ vulkan:
 
 ## Stripped release binaries for the GPU machine (see docs/gpu-testing.md): .gpu/
 gpu-artifacts: check-rust
-	$(CARGO) test -p cubeops --features $(FEATURES) --profile gpu --no-run --test kernels_cuda --test psamask --bench point_sample
+	$(CARGO) test -p cubeops --features $(FEATURES) --profile gpu --no-run --test kernels_cuda --test psamask --test ms_deform_attn --bench point_sample
 	$(CARGO) build --workspace --exclude cubeops-py --features $(FEATURES) --profile gpu --example demo --example bev_refine --bin arch-check
-	@mkdir -p .gpu && rm -f .gpu/kernels_cuda .gpu/psamask .gpu/bench_point_sample .gpu/demo .gpu/arch-check .gpu/bev_refine
+	@mkdir -p .gpu && rm -f .gpu/kernels_cuda .gpu/psamask .gpu/ms_deform_attn .gpu/bench_point_sample .gpu/demo .gpu/arch-check .gpu/bev_refine
 	cp $$(ls -t target/gpu/deps/kernels_cuda-* | grep -v '\.d$$' | head -1) .gpu/kernels_cuda
 	cp $$(ls -t target/gpu/deps/psamask-* | grep -v '\.d$$' | head -1) .gpu/psamask
+	cp $$(ls -t target/gpu/deps/ms_deform_attn-* | grep -v '\.d$$' | head -1) .gpu/ms_deform_attn
 	cp $$(ls -t target/gpu/deps/point_sample-* | grep -v '\.d$$' | head -1) .gpu/bench_point_sample
 	cp target/gpu/examples/demo target/gpu/examples/bev_refine target/gpu/arch-check .gpu/
 	@ls -la .gpu

@@ -73,6 +73,23 @@ def test_matches_float64_reference(device, dtype, tol, shape):
 
 
 @pytest.mark.parametrize("device", DEVICES)
+def test_float32_pixel_centres_use_the_exact_cell(device):
+    # float32(13/14) * 7 rounds up to 6.5 while the exact product is 6.4999998: the point lies
+    # just inside cell 5, whose side decides the location gradient (it jumps at the centre).
+    shapes = torch.tensor([(25, 7)])
+    ys = torch.arange(1, 50, 2, dtype=torch.float64) / 50
+    xs = torch.arange(1, 14, 2, dtype=torch.float64) / 14
+    grid = torch.stack(torch.meshgrid(xs, ys, indexing="ij"), -1).reshape(1, -1, 1, 1, 1, 2)
+    value, _, weights, grad, _ = make_case(1, 1, 3, grid.shape[1], 1, [(25, 7)], "cpu")
+    value, locations, weights, grad = (t.float() for t in (value, grid, weights, grad))
+    want = reference(value, shapes, locations, weights, grad)
+    got = with_grads(lambda v, lo, w: cubeops.ms_deform_attn(v, shapes.to(device), None, lo, w),
+                     *(t.to(device) for t in (value, locations, weights, grad)))
+    for name, g, w, scale in zip(("output", "value", "locations", "weights"), got, want, (1, 1, 10, 1)):
+        assert max_err(g.cpu(), w) <= 1e-5 * scale * max(1.0, w.abs().max().item()), f"{name}: {max_err(g.cpu(), w):.3g}"
+
+
+@pytest.mark.parametrize("device", DEVICES)
 def test_matches_mmcv_pytorch_implementation(device):
     mmcv_msda = pytest.importorskip("mmcv.ops.multi_scale_deform_attn")
     value, locations, weights, grad, shapes = make_case(2, 4, 8, 30, 4, [(10, 12), (5, 6), (3, 3)], device, seed=1)

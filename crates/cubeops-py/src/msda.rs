@@ -4,7 +4,7 @@
 use cubeops::ms_deform_attn::cpu::{self as msda_cpu, Inputs};
 use cubeops::point_sample::cpu::CpuElement;
 use cubeops_kernels::cuda::{self, DeviceArray, Kernel, MsdaPass};
-use cubeops_kernels::ms_deform_attn::MsdaGeometry;
+use cubeops_kernels::ms_deform_attn::{forward_per_thread, fused_lanes, MsdaGeometry};
 use cubeops_kernels::point_sample::Variant;
 use half::{bf16, f16};
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
@@ -158,7 +158,7 @@ pub fn forward(ops: &Operands, out: &TensorDesc, stream: u64) -> PyResult<()> {
     }
     let geo = ops.geometry(ops.value, out)?;
     let arrays = [array(ops.value), index_array(ops.shapes), index_array(ops.starts), array(ops.locations), array(ops.weights), array(out)];
-    launch(MsdaPass::Forward, &geo, ops.value.dtype, &arrays, ops.value.device, stream)
+    launch(MsdaPass::Forward { per_thread: forward_per_thread(d) }, &geo, ops.value.dtype, &arrays, ops.value.device, stream)
 }
 
 /// The gradient buffers of a backward call; `sampling` = (locations, weights).
@@ -196,7 +196,10 @@ pub fn backward(ops: &Operands, grad: &TensorDesc, grads: &Grads, stream: u64) -
     }
     let (shapes, starts) = (index_array(ops.shapes), index_array(ops.starts));
     let (locations, weights) = (array(ops.locations), array(ops.weights));
-    if let Some(gv) = grads.value {
+    // With the other gradients, the fused kernel adds into the value's (atomics) unless the
+    // deterministic kernel is asked for; alone, the value's has its own kernel.
+    let fused_value = grads.sampling.is_some() && !grads.deterministic;
+    if let Some(gv) = grads.value.filter(|_| !fused_value) {
         let geo = ops.geometry(gv, grad)?;
         let arrays = [array(grad), shapes, starts, locations, weights, array(gv)];
         let pass = if grads.deterministic { MsdaPass::BackwardValueOrdered } else { MsdaPass::BackwardValue };
@@ -204,8 +207,12 @@ pub fn backward(ops: &Operands, grad: &TensorDesc, grads: &Grads, stream: u64) -
     }
     if let Some((gl, gw)) = grads.sampling {
         let geo = ops.geometry(ops.value, grad)?;
-        let arrays = [array(grad), array(ops.value), shapes, starts, locations, weights, array(gl), array(gw)];
-        launch(MsdaPass::BackwardSampling, &geo, ops.value.dtype, &arrays, ops.value.device, stream)?;
+        let scatter = fused_value && grads.value.is_some();
+        // Not touched without `scatter`: any valid address, no readable elements.
+        let grad_value = grads.value.filter(|_| scatter).map_or(DeviceArray { ptr: gl.ptr as u64, len: 0 }, array);
+        let arrays = [array(grad), array(ops.value), shapes, starts, locations, weights, grad_value, array(gl), array(gw)];
+        let pass = MsdaPass::BackwardFused { scatter, lanes: fused_lanes(d) };
+        launch(pass, &geo, ops.value.dtype, &arrays, ops.value.device, stream)?;
     }
     Ok(())
 }

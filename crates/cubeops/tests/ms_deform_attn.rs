@@ -1,7 +1,8 @@
 //! Multi-scale deformable attention on every backend here (NdArray through point_sample's
-//! tensor ops, wgpu fused kernels on llvmpipe, the CPU kernels of the Python bridge) against
-//! the float64 reference: forward and all three gradients, one or several levels, P = 1,
-//! odd channel counts, points off the map, non-contiguous inputs; bad input is an error.
+//! tensor ops, wgpu fused kernels on llvmpipe, the CPU kernels of the Python bridge; CUDA,
+//! ignored without a GPU) against the float64 reference: forward and all three gradients, one
+//! or several levels, P = 1, odd channel counts, points off the map, non-contiguous inputs;
+//! bad input is an error.
 
 use burn::backend::{Autodiff, NdArray};
 use burn::tensor::{DType, Tensor, TensorData};
@@ -26,6 +27,9 @@ fn dims_cases() -> Vec<MsdaDims> {
         d(1, 1, 1, 3, 1, &[[4, 7]]),
         d(1, 3, 5, 7, 2, &[[1, 1], [5, 2]]),
         d(2, 8, 3, 4, 4, &[[8, 6], [4, 3], [2, 2], [1, 1]]),
+        // Channels over a warp (two per thread in the fused backward) and a full group of 16.
+        d(1, 2, 40, 3, 2, &[[5, 4], [2, 3]]),
+        d(1, 1, 16, 6, 3, &[[4, 4]]),
     ]
 }
 
@@ -135,16 +139,33 @@ fn ndarray_matches_reference() {
 #[test]
 fn wgpu_kernels_match_reference() {
     let device = burn::backend::wgpu::WgpuDevice::default();
+    let client = <burn::backend::wgpu::WgpuRuntime as cubecl::Runtime>::client(&device);
+    let fused = [8, 16, 32].map(|lanes| cubeops_kernels::ms_deform_attn::supports_fused_backward(&client, lanes));
+    println!("wgpu: fused backward with 8 / 16 / 32 lanes: {fused:?} (planes {:?}, {}..{} wide)", client.properties().features.plane, client.properties().hardware.plane_size_min, client.properties().hardware.plane_size_max);
     run_suite::<Autodiff<burn::backend::Wgpu>>("wgpu", &device, DType::F32, 1e-5);
     run_suite::<Autodiff<burn::backend::Wgpu>>("wgpu", &device, DType::F16, 2e-2);
     // llvmpipe has no f64 atomics: the value's gradient comes from the deterministic kernel.
-    let client = <burn::backend::wgpu::WgpuRuntime as cubecl::Runtime>::client(&device);
     if client.properties().supports_type(cubecl::ir::StorageType::from(DType::F64)) {
         run_suite::<Autodiff<burn::backend::Wgpu<f64>>>("wgpu", &device, DType::F64, 1e-12);
         println!("wgpu f64: checked (value gradient from the deterministic kernel where f64 atomics are missing)");
     } else {
         println!("wgpu: f64 not supported by this device, skipped");
     }
+}
+
+/// The same suite on CUDA (the fused backward with plane shuffles runs only there: llvmpipe
+/// has no subgroup operations). Needs an NVIDIA GPU: `-- --ignored`.
+#[cfg(feature = "cuda")]
+#[test]
+#[ignore = "needs an NVIDIA GPU"]
+fn cuda_kernels_match_reference() {
+    let device = burn::backend::cuda::CudaDevice::default();
+    let client = <cubecl::cuda::CudaRuntime as cubecl::Runtime>::client(&device);
+    let fused = [8, 16, 32].map(|lanes| cubeops_kernels::ms_deform_attn::supports_fused_backward(&client, lanes));
+    println!("cuda: fused backward with 8 / 16 / 32 lanes: {fused:?}");
+    run_suite::<Autodiff<burn::backend::Cuda>>("cuda", &device, DType::F32, 1e-5);
+    run_suite::<Autodiff<burn::backend::Cuda>>("cuda", &device, DType::F16, 2e-2);
+    run_suite::<Autodiff<burn::backend::Cuda<f64>>>("cuda", &device, DType::F64, 1e-12);
 }
 
 #[test]

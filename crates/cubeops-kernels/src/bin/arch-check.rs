@@ -56,7 +56,10 @@ fn variants() -> Vec<(Kernel, StorageType, Variant)> {
             }
         }
     }
-    for pass in [MsdaPass::Forward, MsdaPass::BackwardValue, MsdaPass::BackwardValueOrdered, MsdaPass::BackwardSampling] {
+    let fused = [8, 16, 32].into_iter().flat_map(|lanes| [true, false].map(|scatter| MsdaPass::BackwardFused { scatter, lanes }));
+    let forward = [1, 2, 4].map(|per_thread| MsdaPass::Forward { per_thread });
+    let passes = [MsdaPass::BackwardValue, MsdaPass::BackwardValueOrdered, MsdaPass::BackwardSampling];
+    for pass in forward.into_iter().chain(passes).chain(fused) {
         for kind in dtypes {
             for index64 in [true, false] {
                 for wide_index in [false, true] {

@@ -19,7 +19,7 @@ use crate::point_sample::{
 };
 use crate::focal_loss::{sigmoid_focal_loss_kernel as focal, FocalArgsCompilationArg};
 use crate::ms_deform_attn::{
-    msda_backward_sampling_kernel as msda_bwd_sampling, msda_backward_value_kernel as msda_bwd_value,
+    msda_backward_fused_kernel as msda_bwd_fused, msda_backward_sampling_kernel as msda_bwd_sampling, msda_backward_value_kernel as msda_bwd_value,
     msda_backward_value_ordered_kernel as msda_bwd_value_ordered, msda_dtypes,
     msda_forward_kernel as msda_fwd, MsdaGeometryArgsCompilationArg,
 };
@@ -28,7 +28,7 @@ use crate::psamask::{psamask_kernel, PsaGeometryArgsCompilationArg};
 /// Threads per block of every kernel the launcher runs.
 pub const CUBE_DIM: u32 = 256;
 
-/// Which kernel: point_sample's three, PSAMask's gather, or one of MSDA's three.
+/// Which kernel: point_sample's three, PSAMask's gather, one of MSDA's, or the focal loss.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Kernel {
     Forward,
@@ -46,14 +46,18 @@ pub enum Kernel {
     SigmoidFocal { weighted: bool, backward: bool, index64: bool },
 }
 
-/// The three MSDA kernels.
+/// The MSDA kernels.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum MsdaPass {
-    Forward,
+    /// `per_thread` channels per thread (see [`crate::ms_deform_attn::forward_per_thread`]).
+    Forward { per_thread: u32 },
     BackwardValue,
     /// The deterministic backward to the value (no atomics).
     BackwardValueOrdered,
     BackwardSampling,
+    /// All three gradients in one pass, `lanes` threads per `(n, q, m)` (see
+    /// [`crate::ms_deform_attn::fused_lanes`]); the value's only when `scatter`.
+    BackwardFused { scatter: bool, lanes: u32 },
 }
 
 impl Kernel {
@@ -63,6 +67,7 @@ impl Kernel {
             Kernel::BackwardPoints => 4,
             Kernel::PsaMask { .. } => 2,
             Kernel::Msda { pass: MsdaPass::BackwardSampling, .. } => 8,
+            Kernel::Msda { pass: MsdaPass::BackwardFused { .. }, .. } => 9,
             Kernel::Msda { .. } => 6,
             Kernel::SigmoidFocal { .. } => 4,
             _ => 3,
@@ -245,8 +250,8 @@ pub fn kernel_source<R: Runtime>(
             let dtypes = msda_dtypes(storage, StorageType::Scalar(ElemType::Int(int)));
             let a = array;
             match pass {
-                MsdaPass::Forward => compile_task(
-                    msda_fwd::MsdaForwardKernel::<R>::new(settings, client, a(), a(), a(), a(), a(), a(), msda_geometry(), dtypes),
+                MsdaPass::Forward { per_thread } => compile_task(
+                    msda_fwd::MsdaForwardKernel::<R>::new(settings, client, a(), a(), a(), a(), a(), a(), msda_geometry(), per_thread, dtypes),
                     cc,
                     addr,
                 ),
@@ -258,6 +263,13 @@ pub fn kernel_source<R: Runtime>(
                 MsdaPass::BackwardValueOrdered => compile_task(
                     msda_bwd_value_ordered::MsdaBackwardValueOrderedKernel::<R>::new(
                         settings, client, a(), a(), a(), a(), a(), a(), msda_geometry(), dtypes,
+                    ),
+                    cc,
+                    addr,
+                ),
+                MsdaPass::BackwardFused { scatter, lanes } => compile_task(
+                    msda_bwd_fused::MsdaBackwardFusedKernel::<R>::new(
+                        settings, client, a(), a(), a(), a(), a(), a(), a(), a(), a(), msda_geometry(), lanes, scatter, dtypes,
                     ),
                     cc,
                     addr,

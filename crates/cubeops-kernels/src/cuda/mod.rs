@@ -64,6 +64,8 @@ impl LaunchGeometry for MsdaGeometry {
     fn threads(&self, kernel: Kernel) -> usize {
         match kernel {
             Kernel::Msda { pass: MsdaPass::BackwardSampling, .. } => self.sampling_points(),
+            Kernel::Msda { pass: MsdaPass::BackwardFused { lanes, .. }, .. } => self.group_threads(lanes),
+            Kernel::Msda { pass: MsdaPass::Forward { per_thread }, .. } => self.forward_threads(per_thread),
             Kernel::Msda { pass: MsdaPass::BackwardValueOrdered, .. } => self.ordered_threads(),
             _ => self.output_elements(),
         }

@@ -5,7 +5,10 @@ use cubecl::prelude::*;
 use cubecl::{calculate_cube_count_elemwise, CubeDim};
 
 use super::geometry::MsdaGeometryArgsLaunch;
-use super::{msda_backward_sampling_kernel, msda_backward_value_kernel, msda_backward_value_ordered_kernel, msda_forward_kernel};
+use super::{
+    msda_backward_fused_kernel, msda_backward_sampling_kernel, msda_backward_value_kernel, msda_backward_value_ordered_kernel,
+    msda_forward_kernel,
+};
 use crate::point_sample::accumulation_type;
 
 /// One MSDA launch: sizes and the strides (in elements) of value `(N, S, M, D)` (or of the
@@ -63,6 +66,36 @@ impl MsdaGeometry {
     pub fn sampling_points(&self) -> usize {
         self.n * self.num_queries * self.num_heads * self.num_levels * self.num_points
     }
+
+    /// Threads of the forward kernel: `ceil(D / per_thread)` per `(n, q, m)`.
+    pub fn forward_threads(&self, per_thread: u32) -> usize {
+        self.n * self.num_queries * self.num_heads * self.channels.div_ceil(per_thread as usize)
+    }
+
+    /// Threads of the fused backward kernel: `lanes` per `(n, q, m)`.
+    pub fn group_threads(&self, lanes: u32) -> usize {
+        self.n * self.num_queries * self.num_heads * lanes as usize
+    }
+}
+
+/// Channels per thread of the forward for `channels` channels: up to 4, so each point is
+/// located once per 4 channels, while 8 or more threads still share a point's cells.
+pub fn forward_per_thread(channels: usize) -> u32 {
+    (channels / 8).clamp(1, 4) as u32
+}
+
+/// Threads per `(n, q, m)` group of the fused backward for `channels` channels: a power of
+/// two from 8 to 32 (a warp, so groups never straddle a plane of 32), about a quarter of the
+/// channels, so that each point is located once per ~4 channels.
+pub fn fused_lanes(channels: usize) -> u32 {
+    (channels.div_ceil(4)).next_power_of_two().clamp(8, 32) as u32
+}
+
+/// Whether `client` runs the fused backward with `lanes` threads per group: plane shuffles,
+/// and planes at least that wide (a group must not straddle two).
+pub fn supports_fused_backward<R: Runtime>(client: &ComputeClient<R>, lanes: u32) -> bool {
+    let props = client.properties();
+    props.features.plane.contains(cubecl::ir::features::Plane::Ops) && props.hardware.plane_size_min >= lanes
 }
 
 /// The compile-time choices of an MSDA launch besides the dtypes.
@@ -93,14 +126,16 @@ pub fn launch_forward<R: Runtime>(
     index: StorageType,
     [value, shapes, starts, locations, weights, output]: [ArrayArg<R>; 6],
 ) {
-    let threads = geo.output_elements();
+    let per_thread = forward_per_thread(geo.channels);
+    let threads = geo.forward_threads(per_thread);
     if threads == 0 {
         return;
     }
     let (count, cube_dim) = grid(client, threads);
     let addr = crate::address_type(variant.wide_index);
     msda_forward_kernel::launch::<R>(
-        client, count, cube_dim, addr, value, shapes, starts, locations, weights, output, geo.launch_arg(), msda_dtypes(storage, index),
+        client, count, cube_dim, addr, value, shapes, starts, locations, weights, output, geo.launch_arg(), per_thread,
+        msda_dtypes(storage, index),
     );
 }
 
@@ -155,5 +190,34 @@ pub fn launch_backward_sampling<R: Runtime>(
     msda_backward_sampling_kernel::launch::<R>(
         client, count, cube_dim, addr, grad_output, value, shapes, starts, locations, weights, grad_locations, grad_weights,
         geo.launch_arg(), msda_dtypes(storage, index),
+    );
+}
+
+/// All three gradients in one pass ([`msda_backward_fused_kernel`]): `grad_value` a zeroed
+/// contiguous accumulation-type `(N, S, M, D)` buffer, added into only when `scatter`;
+/// `grad_locations` and `grad_weights` contiguous, every element written. `geo` holds the
+/// value's strides. Needs [`supports_fused_backward`] for `lanes = fused_lanes(D)`.
+#[allow(clippy::too_many_arguments)]
+pub fn launch_backward_fused<R: Runtime>(
+    client: &ComputeClient<R>,
+    geo: &MsdaGeometry,
+    variant: MsdaVariant,
+    storage: StorageType,
+    index: StorageType,
+    scatter: bool,
+    [grad_output, value, shapes, starts, locations, weights, grad_value, grad_locations, grad_weights]: [ArrayArg<R>; 9],
+) {
+    let lanes = fused_lanes(geo.channels);
+    let threads = geo.group_threads(lanes);
+    if threads == 0 {
+        return;
+    }
+    // 1D cubes of a multiple of 32 threads, so groups line up with planes.
+    let cube_dim = CubeDim::new_1d(256);
+    let count = calculate_cube_count_elemwise(client, threads, cube_dim);
+    let addr = crate::address_type(variant.wide_index);
+    msda_backward_fused_kernel::launch::<R>(
+        client, count, cube_dim, addr, grad_output, value, shapes, starts, locations, weights, grad_value, grad_locations,
+        grad_weights, geo.launch_arg(), lanes, scatter, msda_dtypes(storage, index),
     );
 }

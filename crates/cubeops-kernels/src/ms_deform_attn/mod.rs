@@ -6,6 +6,7 @@
 //! locations and attention weights.
 //! `launch` holds the host-side geometry and launchers.
 
+mod backward_fused;
 mod backward_sampling;
 mod backward_value;
 mod backward_value_ordered;
@@ -13,9 +14,13 @@ mod forward;
 mod geometry;
 mod launch;
 
+pub use backward_fused::msda_backward_fused_kernel;
 pub use backward_sampling::msda_backward_sampling_kernel;
 pub use backward_value::msda_backward_value_kernel;
 pub use backward_value_ordered::msda_backward_value_ordered_kernel;
 pub use forward::msda_forward_kernel;
 pub use geometry::{MsdaGeometryArgs, MsdaGeometryArgsCompilationArg, MsdaGeometryArgsLaunch, MSDA_SAMPLING};
-pub use launch::{launch_backward_sampling, launch_backward_value, launch_forward, msda_dtypes, MsdaGeometry, MsdaVariant};
+pub use launch::{
+    forward_per_thread, fused_lanes, launch_backward_fused, launch_backward_sampling, launch_backward_value, launch_forward, msda_dtypes,
+    supports_fused_backward, MsdaGeometry, MsdaVariant,
+};

@@ -130,9 +130,12 @@ pub struct Footprint<A: Float> {
     pub x1_in: bool,
     pub y0_in: bool,
     pub y1_in: bool,
-    /// Rows y0 and y1 (clamped into the map; meaningful where `y0_in` / `y1_in`).
+    /// Rows y0 and y1 and columns x0 and x1 (clamped into the map; meaningful where `y0_in`
+    /// / `y1_in` / `x0_in` / `x1_in`).
     pub y0: usize,
     pub y1: usize,
+    pub x0: usize,
+    pub x1: usize,
     /// Element offsets (in the map's own strides) of column x0 / x1 and row y0 / y1.
     pub off_x0: usize,
     pub off_x1: usize,
@@ -183,15 +186,23 @@ fn locate_axis<A: Float>(p: A, size: A, #[comptime] sampling: Sampling, #[compti
     let (cell, frac) = match sampling.mode {
         Interpolation::Nearest => (round_half_even::<A>(coord), A::new(0.0)),
         Interpolation::Bilinear => {
-            let cell = A::floor(coord);
-            let frac = match sampling.padding {
-                // Unpadded positions are recomputed with one rounding (see `fraction`).
-                Padding::Zeros => select(nan, A::new(0.0), fraction::<A>(p, scale, offset, cell)),
+            let floor = A::floor(coord);
+            match sampling.padding {
+                // Unpadded positions are recomputed with one rounding (see `fraction`). When
+                // the rounded product reached a cell edge the exact one falls short of
+                // (13/14 * 7 -> 6.5), that fraction is negative: the point lies in the cell
+                // below, which also decides the location gradient. (Exact where fma is fused,
+                // as on CUDA; WGSL lets fma round twice, and llvmpipe does.)
+                Padding::Zeros => {
+                    let raw = fraction::<A>(p, scale, offset, floor);
+                    let below = raw < A::new(0.0);
+                    let cell = select(below, floor - A::new(1.0), floor);
+                    (cell, select(nan, A::new(0.0), select(below, raw + A::new(1.0), raw)))
+                }
                 // d coord / d pixel is +-1 where not clamped, 0 where clamped (an exact edge,
                 // and the only case an infinite or NaN position reaches here).
-                _ => coord - cell + select(padded.dir == A::new(0.0), A::new(0.0), padded.dir * scale_error),
-            };
-            (cell, frac)
+                _ => (floor, coord - floor + select(padded.dir == A::new(0.0), A::new(0.0), padded.dir * scale_error)),
+            }
         }
     };
     Axis::<A> { cell, frac, slope: scale * padded.dir, valid }
@@ -302,6 +313,8 @@ pub fn footprint<A: Float>(
         y1_in,
         y0,
         y1,
+        x0,
+        x1,
         off_x0: x0 * stride_w,
         off_x1: x1 * stride_w,
         off_y0: y0 * stride_h,

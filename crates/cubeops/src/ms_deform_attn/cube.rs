@@ -6,7 +6,10 @@ use burn_cubecl::kernel::cast;
 use burn_cubecl::ops::numeric::{empty_device_contiguous_dtype, zeros_client};
 use burn_cubecl::tensor::CubeTensor;
 use burn_cubecl::{BoolElement, CubeBackend, CubeRuntime, FloatElement, IntElement};
-use cubeops_kernels::ms_deform_attn::{launch_backward_sampling, launch_backward_value, launch_forward, MsdaGeometry, MsdaVariant};
+use cubeops_kernels::ms_deform_attn::{
+    fused_lanes, launch_backward_fused, launch_backward_sampling, launch_backward_value, launch_forward, supports_fused_backward,
+    MsdaGeometry, MsdaVariant,
+};
 use cubeops_kernels::point_sample::{accumulation_type, supports_atomic_add};
 
 use super::{composite, MsDeformAttnBackend, MsdaGrads};
@@ -92,6 +95,21 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> MsDeformAt
         let (go, sh, st, lo, we) = (array(&grad_output), array(&shapes), array(&starts), array(&locations), array(&weights));
         // Without atomic float adds (f64 on many wgpu devices) the deterministic kernel needs none.
         let ordered = !supports_atomic_add(&value.client, accumulation_type(storage));
+        if !ordered && supports_fused_backward(client, fused_lanes(d)) {
+            let arrays = [
+                go,
+                array(&value),
+                sh,
+                st,
+                lo,
+                we,
+                array(&grad_value),
+                array(&grad_locations),
+                array(&grad_weights),
+            ];
+            launch_backward_fused::<R>(client, &geo_sampling, variant, storage, index, true, arrays);
+            return (cast(grad_value, value.dtype), grad_locations, grad_weights);
+        }
         launch_backward_value::<R>(client, &geo_value, variant, storage, index, ordered, [go, sh, st, lo, we, array(&grad_value)]);
         let arrays = [
             array(&grad_output),
