@@ -4,7 +4,7 @@
 use cubeops::ms_deform_attn::cpu::{self as msda_cpu, Inputs};
 use cubeops::point_sample::cpu::CpuElement;
 use cubeops_kernels::cuda::{self, DeviceArray, Kernel, MsdaPass};
-use cubeops_kernels::ms_deform_attn::{forward_per_thread, fused_lanes, MsdaGeometry};
+use cubeops_kernels::ms_deform_attn::{forward_per_thread, fused_lanes, fused_vector, MsdaGeometry};
 use cubeops_kernels::point_sample::Variant;
 use half::{bf16, f16};
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
@@ -208,10 +208,18 @@ pub fn backward(ops: &Operands, grad: &TensorDesc, grads: &Grads, stream: u64) -
     if let Some((gl, gw)) = grads.sampling {
         let geo = ops.geometry(ops.value, grad)?;
         let scatter = fused_value && grads.value.is_some();
-        // Not touched without `scatter`: any valid address, no readable elements.
-        let grad_value = grads.value.filter(|_| scatter).map_or(DeviceArray { ptr: gl.ptr as u64, len: 0 }, array);
+        // float4 atomic adds from sm_90 into a float32 buffer.
+        let vector_add = ops.value.dtype != DType::F64 && cuda::compute_capability(ops.value.device as usize).map_err(PyRuntimeError::new_err)? >= 90;
+        let vector = fused_vector(d, vector_add);
+        // Not touched without `scatter`: any valid address, no readable elements. Its length
+        // counts vectors.
+        let grad_value = match grads.value {
+            Some(gv) if scatter => DeviceArray { ptr: gv.ptr as u64, len: gv.available / vector },
+            _ => DeviceArray { ptr: gl.ptr as u64, len: 0 },
+        };
         let arrays = [array(grad), array(ops.value), shapes, starts, locations, weights, grad_value, array(gl), array(gw)];
-        let pass = MsdaPass::BackwardFused { scatter, lanes: fused_lanes(d) };
+        let lanes = fused_lanes(d, vector);
+        let pass = MsdaPass::BackwardFused { scatter, lanes, vector: vector as u32 };
         launch(pass, &geo, ops.value.dtype, &arrays, ops.value.device, stream)?;
     }
     Ok(())

@@ -28,7 +28,7 @@ const DEFAULT_ARCHS: [u32; 7] = [75, 80, 86, 89, 90, 100, 120];
 /// mode x padding) x index width, then PSAMask x psa_type x pass x dtype x index width, then
 /// MSDA x pass x dtype x shape-index type (torch's int64, burn's int32) x index width, then
 /// sigmoid focal loss x weighted x pass x dtype x target type x index width.
-fn variants() -> Vec<(Kernel, StorageType, Variant)> {
+fn variants(cc: u32) -> Vec<(Kernel, StorageType, Variant)> {
     let dtypes = [FloatKind::F16, FloatKind::BF16, FloatKind::F32, FloatKind::F64];
     let mut out = Vec::new();
     for kernel in [Kernel::Forward, Kernel::BackwardInput, Kernel::BackwardInputOrdered, Kernel::BackwardPoints] {
@@ -56,11 +56,20 @@ fn variants() -> Vec<(Kernel, StorageType, Variant)> {
             }
         }
     }
-    let fused = [8, 16, 32].into_iter().flat_map(|lanes| [true, false].map(|scatter| MsdaPass::BackwardFused { scatter, lanes }));
     let forward = [1, 2, 4].map(|per_thread| MsdaPass::Forward { per_thread });
     let passes = [MsdaPass::BackwardValue, MsdaPass::BackwardValueOrdered, MsdaPass::BackwardSampling];
-    for pass in forward.into_iter().chain(passes).chain(fused) {
+    // The fused backward's scalar adds (8..32 lanes), and from sm_90 its float4 adds (1..32
+    // lanes: D = 4 ... >= 128) for float32 accumulation.
+    let fused = |vector: u32, lanes: &[u32]| {
+        let lanes = lanes.to_vec();
+        lanes.into_iter().flat_map(move |lanes| [true, false].map(|scatter| MsdaPass::BackwardFused { scatter, lanes, vector }))
+    };
+    let vector4 = if cc >= 90 { fused(4, &[1, 2, 4, 8, 16, 32]).collect() } else { Vec::new() };
+    for pass in forward.into_iter().chain(passes).chain(fused(1, &[8, 16, 32])).chain(vector4) {
         for kind in dtypes {
+            if matches!(pass, MsdaPass::BackwardFused { vector: 4, .. }) && kind == FloatKind::F64 {
+                continue;
+            }
             for index64 in [true, false] {
                 for wide_index in [false, true] {
                     let variant = Variant { sampling: Sampling::default(), channels_last: false, wide_index };
@@ -161,11 +170,10 @@ fn main() -> ExitCode {
     };
     println!("arch-check: NVRTC {major}.{minor}, headers {includes:?}, kernel IR from a {client_kind} client");
 
-    let variants = variants();
     let sources: Vec<Vec<(String, String)>> = archs
         .iter()
         .map(|&cc| {
-            variants
+            variants(cc)
                 .iter()
                 .map(|&(k, s, v)| {
                     let compiled = match client_kind.as_str() {

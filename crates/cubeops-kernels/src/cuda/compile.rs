@@ -55,9 +55,10 @@ pub enum MsdaPass {
     /// The deterministic backward to the value (no atomics).
     BackwardValueOrdered,
     BackwardSampling,
-    /// All three gradients in one pass, `lanes` threads per `(n, q, m)` (see
-    /// [`crate::ms_deform_attn::fused_lanes`]); the value's only when `scatter`.
-    BackwardFused { scatter: bool, lanes: u32 },
+    /// All three gradients in one pass, `lanes` threads per `(n, q, m)`, atomic adds in
+    /// vectors of `vector` (see [`crate::ms_deform_attn::fused_lanes`] and
+    /// [`crate::ms_deform_attn::fused_vector`]); the value's only when `scatter`.
+    BackwardFused { scatter: bool, lanes: u32, vector: u32 },
 }
 
 impl Kernel {
@@ -267,9 +268,10 @@ pub fn kernel_source<R: Runtime>(
                     cc,
                     addr,
                 ),
-                MsdaPass::BackwardFused { scatter, lanes } => compile_task(
+                MsdaPass::BackwardFused { scatter, lanes, vector } => compile_task(
                     msda_bwd_fused::MsdaBackwardFusedKernel::<R>::new(
-                        settings, client, a(), a(), a(), a(), a(), a(), a(), a(), a(), msda_geometry(), lanes, scatter, dtypes,
+                        settings, client, a(), a(), a(), a(), a(), a(), a(), a(), a(), msda_geometry(), vector as usize, lanes, scatter,
+                        dtypes,
                     ),
                     cc,
                     addr,

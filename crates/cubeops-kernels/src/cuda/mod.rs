@@ -220,6 +220,12 @@ fn info_block(geo: &impl LaunchGeometry, arrays: &[DeviceArray], variant: &Varia
     Ok(block.data)
 }
 
+/// The compute capability of device `device` (e.g. 90 for sm_90), making its primary context
+/// current on this thread.
+pub fn compute_capability(device: usize) -> Result<u32, String> {
+    enter_device(device)
+}
+
 /// Launches one kernel on `stream` (a `CUstream`, e.g. PyTorch's current stream) of device
 /// `device`. `arrays` in kernel order: point_sample forward (input, points, output),
 /// backward to input, atomic or ordered (grad_output, points, grad_input as f32/f64

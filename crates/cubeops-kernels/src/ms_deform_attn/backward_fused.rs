@@ -10,25 +10,27 @@ use crate::point_sample::read_or_zero;
 /// point `grad_attn = sum_d g * sample_d`, `grad_loc = attn * sum_d g * d sample_d / d loc`.
 ///
 /// A group of `lanes` threads (a power of two, at most the plane size) serves one `(n, q, m)`:
-/// thread `i` takes channels `i, i + lanes, ...`, so neighbouring threads read neighbouring
-/// channels of the same cells, as in the forward. Each point is located and its value cells
+/// thread `i` takes units `i, i + lanes, ...` of `N` neighbouring channels (`N` divides D), so
+/// neighbouring threads read neighbouring channels of the same cells, as in the forward, and
+/// add into the value's gradient one vector of `N` per corner (`red.global.add.v4.f32` on
+/// sm_90+; `N = 1` elsewhere). Each point is located and its value cells
 /// read once for all three gradients; the channel sums are reduced across the group with
 /// plane shuffles, and the group's first thread writes them (no atomics there).
 ///
 /// `grad_value` is a zeroed contiguous `(N, S, M, D)` accumulation-type buffer (f32, or f64
-/// for f64 storage), the value's own strides are the geometry's; without `scatter` it is not
+/// for f64 storage) in vectors of `N`, the value's own strides are the geometry's; without `scatter` it is not
 /// touched (the deterministic kernel fills it). `grad_locations` `(N, Lq, M, L, P, 2)` and
 /// `grad_weights` `(N, Lq, M, L, P)` are contiguous.
 #[cube(launch, address_type = "dynamic")]
 #[allow(clippy::too_many_arguments)]
-pub fn msda_backward_fused_kernel<F: Float, A: Float, I: Int>(
+pub fn msda_backward_fused_kernel<F: Float, A: Float, I: Int, N: Size>(
     grad_output: &Array<F>,
     value: &Array<F>,
     shapes: &Array<I>,
     starts: &Array<I>,
     locations: &Array<F>,
     weights: &Array<F>,
-    grad_value: &mut Array<Atomic<A>>,
+    grad_value: &mut Array<Atomic<Vector<A, N>>>,
     grad_locations: &mut Array<F>,
     grad_weights: &mut Array<F>,
     geo: &MsdaGeometryArgs,
@@ -50,7 +52,10 @@ pub fn msda_backward_fused_kernel<F: Float, A: Float, I: Int>(
     let n = g / (heads * queries);
 
     let one = A::new(1.0);
-    let chunks = (channels + width - 1) / width;
+    // Threads work in units of `vec` neighbouring channels (`N`, which divides D).
+    let vec = grad_value.vector_size();
+    let units = channels / vec;
+    let chunks = (units + width - 1) / width;
     let out_base = n * geo.out_n as usize + q * geo.out_q as usize + m * geo.out_m as usize;
     let key_stride = heads * channels; // of the contiguous grad_value
     let levels = geo.num_levels as usize;
@@ -69,34 +74,49 @@ pub fn msda_backward_fused_kernel<F: Float, A: Float, I: Int>(
             let mut gx = A::new(0.0);
             let mut gy = A::new(0.0);
             for k in 0..chunks {
-                let d = lane + k * width;
-                if active && d < channels {
-                    let at = base + d * geo.value_d as usize;
-                    let nw = read_or_zero::<F, A>(value, at + fp.off_y0 + fp.off_x0, nw_in);
-                    let ne = read_or_zero::<F, A>(value, at + fp.off_y0 + fp.off_x1, ne_in);
-                    let sw = read_or_zero::<F, A>(value, at + fp.off_y1 + fp.off_x0, sw_in);
-                    let se = read_or_zero::<F, A>(value, at + fp.off_y1 + fp.off_x1, se_in);
-                    let grad = A::cast_from(grad_output[out_base + d * geo.out_d as usize]);
-                    let top = nw * wx0 + ne * fp.tx;
-                    let bottom = sw * wx0 + se * fp.tx;
-                    gw += grad * (top * wy0 + bottom * fp.ty);
-                    gx += grad * ((ne - nw) * wy0 + (se - sw) * fp.ty);
-                    gy += grad * ((sw - nw) * wx0 + (se - ne) * fp.tx);
-                    if comptime!(scatter) {
+                let unit = lane + k * width;
+                if active && unit < units {
+                    let d0 = unit * vec;
+                    let mut add_nw = Vector::<A, N>::empty();
+                    let mut add_ne = Vector::<A, N>::empty();
+                    let mut add_sw = Vector::<A, N>::empty();
+                    let mut add_se = Vector::<A, N>::empty();
+                    #[unroll]
+                    for j in 0..vec {
+                        let d = d0 + j;
+                        let at = base + d * geo.value_d as usize;
+                        let nw = read_or_zero::<F, A>(value, at + fp.off_y0 + fp.off_x0, nw_in);
+                        let ne = read_or_zero::<F, A>(value, at + fp.off_y0 + fp.off_x1, ne_in);
+                        let sw = read_or_zero::<F, A>(value, at + fp.off_y1 + fp.off_x0, sw_in);
+                        let se = read_or_zero::<F, A>(value, at + fp.off_y1 + fp.off_x1, se_in);
+                        let grad = A::cast_from(grad_output[out_base + d * geo.out_d as usize]);
+                        let top = nw * wx0 + ne * fp.tx;
+                        let bottom = sw * wx0 + se * fp.tx;
+                        gw += grad * (top * wy0 + bottom * fp.ty);
+                        gx += grad * ((ne - nw) * wy0 + (se - sw) * fp.ty);
+                        gy += grad * ((sw - nw) * wx0 + (se - ne) * fp.tx);
                         let gv = grad * attn;
-                        let row0 = acc_base + fp.y0 * w * key_stride + d;
-                        let row1 = acc_base + fp.y1 * w * key_stride + d;
+                        add_nw[j] = gv * wx0 * wy0;
+                        add_ne[j] = gv * fp.tx * wy0;
+                        add_sw[j] = gv * wx0 * fp.ty;
+                        add_se[j] = gv * fp.tx * fp.ty;
+                    }
+                    if comptime!(scatter) {
+                        // Whole vectors of `vec` channels: one (vector) atomic per corner.
+                        let row0 = (acc_base + fp.y0 * w * key_stride + d0) / vec;
+                        let row1 = (acc_base + fp.y1 * w * key_stride + d0) / vec;
+                        let (x0, x1) = (fp.x0 * key_stride / vec, fp.x1 * key_stride / vec);
                         if nw_in {
-                            grad_value[row0 + fp.x0 * key_stride].fetch_add(gv * wx0 * wy0);
+                            grad_value[row0 + x0].fetch_add(add_nw);
                         }
                         if ne_in {
-                            grad_value[row0 + fp.x1 * key_stride].fetch_add(gv * fp.tx * wy0);
+                            grad_value[row0 + x1].fetch_add(add_ne);
                         }
                         if sw_in {
-                            grad_value[row1 + fp.x0 * key_stride].fetch_add(gv * wx0 * fp.ty);
+                            grad_value[row1 + x0].fetch_add(add_sw);
                         }
                         if se_in {
-                            grad_value[row1 + fp.x1 * key_stride].fetch_add(gv * fp.tx * fp.ty);
+                            grad_value[row1 + x1].fetch_add(add_se);
                         }
                     }
                 }

@@ -84,11 +84,24 @@ pub fn forward_per_thread(channels: usize) -> u32 {
     (channels / 8).clamp(1, 4) as u32
 }
 
-/// Threads per `(n, q, m)` group of the fused backward for `channels` channels: a power of
-/// two from 8 to 32 (a warp, so groups never straddle a plane of 32), about a quarter of the
-/// channels, so that each point is located once per ~4 channels.
-pub fn fused_lanes(channels: usize) -> u32 {
-    (channels.div_ceil(4)).next_power_of_two().clamp(8, 32) as u32
+/// Threads per `(n, q, m)` group of the fused backward for `channels` channels added in
+/// vectors of `vector`: a power of two up to 32 (a warp, so groups never straddle a plane of
+/// 32), one per vector for D = 32 (8 threads of 4), at least 8 for scalar adds, so that each
+/// point is located once per ~4 channels.
+pub fn fused_lanes(channels: usize, vector: usize) -> u32 {
+    let per_thread = if vector > 1 { vector } else { 4 };
+    let lanes = channels.div_ceil(per_thread).next_power_of_two().min(32);
+    (if vector > 1 { lanes } else { lanes.max(8) }) as u32
+}
+
+/// The vector width of the fused backward's atomic adds into the value's gradient: 4 where
+/// D allows and `vector_add` (float4 atomics, sm_90+), else 1.
+pub fn fused_vector(channels: usize, vector_add: bool) -> usize {
+    if vector_add && channels % 4 == 0 {
+        4
+    } else {
+        1
+    }
 }
 
 /// Whether `client` runs the fused backward with `lanes` threads per group: plane shuffles,
@@ -96,6 +109,12 @@ pub fn fused_lanes(channels: usize) -> u32 {
 pub fn supports_fused_backward<R: Runtime>(client: &ComputeClient<R>, lanes: u32) -> bool {
     let props = client.properties();
     props.features.plane.contains(cubecl::ir::features::Plane::Ops) && props.hardware.plane_size_min >= lanes
+}
+
+/// Whether `client` adds whole vectors of 4 `accumulation` values atomically.
+pub fn supports_vector_add<R: Runtime>(client: &ComputeClient<R>, accumulation: StorageType) -> bool {
+    let atomic = cubecl::ir::Type::new(StorageType::Atomic(accumulation.elem_type())).with_vector_size(4);
+    client.properties().atomic_type_usage(atomic).contains(cubecl::ir::features::AtomicUsage::Add)
 }
 
 /// The compile-time choices of an MSDA launch besides the dtypes.
@@ -196,7 +215,8 @@ pub fn launch_backward_sampling<R: Runtime>(
 /// All three gradients in one pass ([`msda_backward_fused_kernel`]): `grad_value` a zeroed
 /// contiguous accumulation-type `(N, S, M, D)` buffer, added into only when `scatter`;
 /// `grad_locations` and `grad_weights` contiguous, every element written. `geo` holds the
-/// value's strides. Needs [`supports_fused_backward`] for `lanes = fused_lanes(D)`.
+/// value's strides; `grad_value` is added into in vectors of `vector` ([`fused_vector`]).
+/// Needs [`supports_fused_backward`] for `lanes = fused_lanes(D, vector)`.
 #[allow(clippy::too_many_arguments)]
 pub fn launch_backward_fused<R: Runtime>(
     client: &ComputeClient<R>,
@@ -205,9 +225,10 @@ pub fn launch_backward_fused<R: Runtime>(
     storage: StorageType,
     index: StorageType,
     scatter: bool,
+    vector: usize,
     [grad_output, value, shapes, starts, locations, weights, grad_value, grad_locations, grad_weights]: [ArrayArg<R>; 9],
 ) {
-    let lanes = fused_lanes(geo.channels);
+    let lanes = fused_lanes(geo.channels, vector);
     let threads = geo.group_threads(lanes);
     if threads == 0 {
         return;
@@ -217,7 +238,7 @@ pub fn launch_backward_fused<R: Runtime>(
     let count = calculate_cube_count_elemwise(client, threads, cube_dim);
     let addr = crate::address_type(variant.wide_index);
     msda_backward_fused_kernel::launch::<R>(
-        client, count, cube_dim, addr, grad_output, value, shapes, starts, locations, weights, grad_value, grad_locations,
+        client, count, cube_dim, addr, vector, grad_output, value, shapes, starts, locations, weights, grad_value, grad_locations,
         grad_weights, geo.launch_arg(), lanes, scatter, msda_dtypes(storage, index),
     );
 }

@@ -7,8 +7,8 @@ use burn_cubecl::ops::numeric::{empty_device_contiguous_dtype, zeros_client};
 use burn_cubecl::tensor::CubeTensor;
 use burn_cubecl::{BoolElement, CubeBackend, CubeRuntime, FloatElement, IntElement};
 use cubeops_kernels::ms_deform_attn::{
-    fused_lanes, launch_backward_fused, launch_backward_sampling, launch_backward_value, launch_forward, supports_fused_backward,
-    MsdaGeometry, MsdaVariant,
+    fused_lanes, fused_vector, launch_backward_fused, launch_backward_sampling, launch_backward_value, launch_forward,
+    supports_fused_backward, supports_vector_add, MsdaGeometry, MsdaVariant,
 };
 use cubeops_kernels::point_sample::{accumulation_type, supports_atomic_add};
 
@@ -37,7 +37,8 @@ fn geometry<R: CubeRuntime>(value_like: &CubeTensor<R>, locations: &CubeTensor<R
 
 type Backend<R, F, I, BT> = CubeBackend<R, F, I, BT>;
 
-/// The `(L, 2)` spatial shapes and `(L,)` level starts as the backend's integer tensors.
+/// The spatial shapes (`(L, 2)` as `(2L,)`) and `(L,)` level starts as the backend's integer
+/// tensors.
 fn index_arrays<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement>(
     like: &CubeTensor<R>,
     levels: &[[usize; 2]],
@@ -47,7 +48,9 @@ fn index_arrays<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement>
     let upload = |data: Vec<i64>, shape: Vec<usize>| {
         Backend::<R, F, I, BT>::int_from_data(TensorData::new(data, shape).convert::<I>(), &like.device)
     };
-    (upload(shapes, vec![levels.len(), 2]), upload(starts, vec![levels.len()]))
+    // Flat (2L,): burn-cuda pads the rows of a (L, 2) tensor to 16 bytes, and the kernels
+    // read the shapes as contiguous pairs.
+    (upload(shapes, vec![2 * levels.len()]), upload(starts, vec![levels.len()]))
 }
 
 impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> MsDeformAttnBackend for CubeBackend<R, F, I, BT> {
@@ -95,7 +98,8 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> MsDeformAt
         let (go, sh, st, lo, we) = (array(&grad_output), array(&shapes), array(&starts), array(&locations), array(&weights));
         // Without atomic float adds (f64 on many wgpu devices) the deterministic kernel needs none.
         let ordered = !supports_atomic_add(&value.client, accumulation_type(storage));
-        if !ordered && supports_fused_backward(client, fused_lanes(d)) {
+        let vector = fused_vector(d, supports_vector_add(client, accumulation_type(storage)));
+        if !ordered && supports_fused_backward(client, fused_lanes(d, vector)) {
             let arrays = [
                 go,
                 array(&value),
@@ -107,7 +111,7 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> MsDeformAt
                 array(&grad_locations),
                 array(&grad_weights),
             ];
-            launch_backward_fused::<R>(client, &geo_sampling, variant, storage, index, true, arrays);
+            launch_backward_fused::<R>(client, &geo_sampling, variant, storage, index, true, vector, arrays);
             return (cast(grad_value, value.dtype), grad_locations, grad_weights);
         }
         launch_backward_value::<R>(client, &geo_value, variant, storage, index, ordered, [go, sh, st, lo, we, array(&grad_value)]);
