@@ -24,10 +24,11 @@ use cubeops_kernels::point_sample::{Interpolation, Sampling, Variant};
 
 const DEFAULT_ARCHS: [u32; 7] = [75, 80, 86, 89, 90, 100, 120];
 
-/// Every variant we ship: point_sample kernel x dtype x layout x sampling (align_corners x
-/// mode x padding) x index width, then PSAMask x psa_type x pass x dtype x index width, then
-/// MSDA x pass x dtype x shape-index type (torch's int64, burn's int32) x index width, then
-/// sigmoid focal loss x weighted x pass x dtype x target type x index width.
+/// Every variant we ship for `sm_{cc}`: point_sample kernel x dtype x layout x sampling
+/// (align_corners x mode x padding) x index width, then PSAMask x psa_type x pass x dtype x
+/// index width, then MSDA x pass (with its channels per thread, lanes and vector width: float4
+/// atomics from sm_90) x dtype x shape-index type (torch's int64, burn's int32) x index width,
+/// then sigmoid focal loss x weighted x pass x dtype x target type x index width.
 fn variants(cc: u32) -> Vec<(Kernel, StorageType, Variant)> {
     let dtypes = [FloatKind::F16, FloatKind::BF16, FloatKind::F32, FloatKind::F64];
     let mut out = Vec::new();
@@ -187,10 +188,11 @@ fn main() -> ExitCode {
         })
         .collect();
 
-    // NVRTC compiles independent programs concurrently: one worker per core.
-    let jobs: Vec<(usize, usize)> = (0..sources[0].len()).flat_map(|i| (0..archs.len()).map(move |a| (i, a))).collect();
+    // NVRTC compiles independent programs concurrently: one worker per core. Archs may have
+    // different variant lists (float4 atomics from sm_90): jobs are (arch, its variant).
+    let jobs: Vec<(usize, usize)> = (0..archs.len()).flat_map(|a| (0..sources[a].len()).map(move |i| (a, i))).collect();
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let cells: Vec<Result<u32, String>> = std::thread::scope(|scope| {
+    let results: Vec<Result<u32, String>> = std::thread::scope(|scope| {
         let handles: Vec<_> = jobs
             .chunks(jobs.len().div_ceil(workers).max(1))
             .map(|chunk| {
@@ -198,27 +200,32 @@ fn main() -> ExitCode {
                 scope.spawn(move || {
                     chunk
                         .iter()
-                        .map(|&(i, a)| nvrtc(&sources[a][i].1, archs[a], includes, true).and_then(|cubin| cubin_sm(&cubin)))
+                        .map(|&(a, i)| nvrtc(&sources[a][i].1, archs[a], includes, true).and_then(|cubin| cubin_sm(&cubin)))
                         .collect::<Vec<_>>()
                 })
             })
             .collect();
         handles.into_iter().flat_map(|h| h.join().expect("NVRTC worker panicked")).collect()
     });
+    let cells: std::collections::HashMap<(usize, &str), &Result<u32, String>> =
+        jobs.iter().zip(&results).map(|(&(a, i), r)| ((a, sources[a][i].0.as_str()), r)).collect();
 
+    // One row per variant of the arch with the most; "-" where an arch has no such variant.
+    let widest = (0..archs.len()).max_by_key(|&a| sources[a].len()).unwrap_or(0);
     let mut failures = 0;
     println!("{:<58} {}", "kernel variant", archs.iter().map(|a| format!("{:>9}", format!("sm_{a}"))).collect::<String>());
-    for (i, (name, _)) in sources[0].iter().enumerate() {
+    for (name, _) in &sources[widest] {
         let mut row = format!("{name:<58}");
         for (a, &cc) in archs.iter().enumerate() {
-            let cell = match &cells[i * archs.len() + a] {
-                Ok(sm) if *sm == cc => "OK".to_string(),
-                Ok(sm) => {
+            let cell = match cells.get(&(a, name.as_str())) {
+                None => "-".to_string(),
+                Some(Ok(sm)) if *sm == cc => "OK".to_string(),
+                Some(Ok(sm)) => {
                     failures += 1;
                     eprintln!("{name} {}: CUBIN is for sm_{sm}", arch_flag(cc));
                     format!("sm_{sm}?")
                 }
-                Err(log) => {
+                Some(Err(log)) => {
                     failures += 1;
                     eprintln!("{name} {}: {log}", arch_flag(cc));
                     "ERROR".to_string()
@@ -249,7 +256,7 @@ fn main() -> ExitCode {
             }
         }
     }
-    let total = sources[0].len() * archs.len();
+    let total = jobs.len();
     println!("{}: {}/{total} compiled and checked", if failures == 0 { "PASS" } else { "FAIL" }, total - failures);
     if failures == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE }
 }

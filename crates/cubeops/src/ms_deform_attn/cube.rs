@@ -99,7 +99,10 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> MsDeformAt
         // Without atomic float adds (f64 on many wgpu devices) the deterministic kernel needs none.
         let ordered = !supports_atomic_add(&value.client, accumulation_type(storage));
         let vector = fused_vector(d, supports_vector_add(client, accumulation_type(storage)));
-        if !ordered && supports_fused_backward(client, fused_lanes(d, vector)) {
+        // The fused kernel indexes the value's gradient as contiguous; burn-cuda pads rows of
+        // D elements to 16 bytes (D = 5 -> 8), which the two-kernel path below handles.
+        let contiguous = strides::<R, 4>(&grad_value) == [s * m * d, m * d, d, 1];
+        if !ordered && contiguous && supports_fused_backward(client, fused_lanes(d, vector)) {
             let arrays = [
                 go,
                 array(&value),
