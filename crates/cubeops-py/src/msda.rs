@@ -208,8 +208,12 @@ pub fn backward(ops: &Operands, grad: &TensorDesc, grads: &Grads, stream: u64) -
     if let Some((gl, gw)) = grads.sampling {
         let geo = ops.geometry(ops.value, grad)?;
         let scatter = fused_value && grads.value.is_some();
-        // float4 atomic adds from sm_90 into a float32 buffer.
-        let vector_add = ops.value.dtype != DType::F64 && cuda::compute_capability(ops.value.device as usize).map_err(PyRuntimeError::new_err)? >= 90;
+        // float4 atomic adds from sm_90 into a float32 buffer on a 16-byte boundary (ours
+        // always are; `_native` callers may pass any).
+        let aligned = grads.value.is_some_and(|gv| gv.ptr % 16 == 0);
+        let vector_add = (aligned || !scatter)
+            && ops.value.dtype != DType::F64
+            && cuda::compute_capability(ops.value.device as usize).map_err(PyRuntimeError::new_err)? >= 90;
         let vector = fused_vector(d, vector_add);
         // Not touched without `scatter`: any valid address, no readable elements. Its length
         // counts vectors.
