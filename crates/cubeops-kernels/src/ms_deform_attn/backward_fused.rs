@@ -3,7 +3,7 @@
 use cubecl::prelude::*;
 
 use super::geometry::{level, locate, location_index, weight_index, MsdaGeometryArgs};
-use crate::point_sample::read_or_zero;
+use crate::point_sample::read_corners;
 
 /// The three gradients of one pass over the sampling points, for `grad_output (N, Lq, M, D)`:
 /// `grad_value[n, key(corner), m, d] += attn * corner weight * g` (when `scatter`), and per
@@ -84,17 +84,12 @@ pub fn msda_backward_fused_kernel<F: Float, A: Float, I: Int, N: Size>(
                     #[unroll]
                     for j in 0..vec {
                         let d = d0 + j;
-                        let at = base + d * geo.value_d as usize;
-                        let nw = read_or_zero::<F, A>(value, at + fp.off_y0 + fp.off_x0, nw_in);
-                        let ne = read_or_zero::<F, A>(value, at + fp.off_y0 + fp.off_x1, ne_in);
-                        let sw = read_or_zero::<F, A>(value, at + fp.off_y1 + fp.off_x0, sw_in);
-                        let se = read_or_zero::<F, A>(value, at + fp.off_y1 + fp.off_x1, se_in);
+                        let cells = read_corners::<F, A>(value, base + d * geo.value_d as usize, &fp);
                         let grad = A::cast_from(grad_output[out_base + d * geo.out_d as usize]);
-                        let top = nw * wx0 + ne * fp.tx;
-                        let bottom = sw * wx0 + se * fp.tx;
-                        gw += grad * (top * wy0 + bottom * fp.ty);
-                        gx += grad * ((ne - nw) * wy0 + (se - sw) * fp.ty);
-                        gy += grad * ((sw - nw) * wx0 + (se - ne) * fp.tx);
+                        let (dx, dy) = cells.gradient(&fp);
+                        gw += grad * cells.interpolate(&fp);
+                        gx += grad * dx;
+                        gy += grad * dy;
                         let gv = grad * attn;
                         add_nw[j] = gv * wx0 * wy0;
                         add_ne[j] = gv * fp.tx * wy0;

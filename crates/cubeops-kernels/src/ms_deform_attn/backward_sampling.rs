@@ -3,7 +3,7 @@
 use cubecl::prelude::*;
 
 use super::geometry::{level, locate, location_index, weight_index, MsdaGeometryArgs};
-use crate::point_sample::read_or_zero;
+use crate::point_sample::read_corners;
 
 /// For one sampling point `(n, q, m, l, p)`, summed over channels d with
 /// `g = grad_output[n, q, m, d]`:
@@ -40,9 +40,6 @@ pub fn msda_backward_sampling_kernel<F: Float, A: Float, I: Int>(
 
     let (h, w, start) = level::<I>(shapes, starts, l);
     let fp = locate::<F, A>(locations, geo, location_index(geo, n, q, m, l, p), h, w, true);
-    let (nw_in, ne_in) = (fp.y0_in && fp.x0_in, fp.y0_in && fp.x1_in);
-    let (sw_in, se_in) = (fp.y1_in && fp.x0_in, fp.y1_in && fp.x1_in);
-    let one = A::new(1.0);
     let base = n * geo.value_n as usize + start * geo.value_s as usize + m * geo.value_m as usize;
     let out_base = n * geo.out_n as usize + q * geo.out_q as usize + m * geo.out_m as usize;
 
@@ -51,16 +48,12 @@ pub fn msda_backward_sampling_kernel<F: Float, A: Float, I: Int>(
     let mut gy = A::new(0.0);
     for d in 0..geo.channels as usize {
         let at = base + d * geo.value_d as usize;
-        let nw = read_or_zero::<F, A>(value, at + fp.off_y0 + fp.off_x0, nw_in);
-        let ne = read_or_zero::<F, A>(value, at + fp.off_y0 + fp.off_x1, ne_in);
-        let sw = read_or_zero::<F, A>(value, at + fp.off_y1 + fp.off_x0, sw_in);
-        let se = read_or_zero::<F, A>(value, at + fp.off_y1 + fp.off_x1, se_in);
+        let cells = read_corners::<F, A>(value, at, &fp);
         let grad = A::cast_from(grad_output[out_base + d * geo.out_d as usize]);
-        let top = nw * (one - fp.tx) + ne * fp.tx;
-        let bottom = sw * (one - fp.tx) + se * fp.tx;
-        gw += grad * (top * (one - fp.ty) + bottom * fp.ty);
-        gx += grad * ((ne - nw) * (one - fp.ty) + (se - sw) * fp.ty);
-        gy += grad * ((sw - nw) * (one - fp.tx) + (se - ne) * fp.tx);
+        let (dx, dy) = cells.gradient(&fp);
+        gw += grad * cells.interpolate(&fp);
+        gx += grad * dx;
+        gy += grad * dy;
     }
     let weight = A::cast_from(weights[weight_index(geo, n, q, m, l, p)]);
     grad_weights[ABSOLUTE_POS] = F::cast_from(gw);

@@ -3,6 +3,7 @@
 use cubecl::prelude::*;
 
 use super::geometry::{level, locate, location_index, output_element, weight_index, MsdaGeometryArgs};
+use crate::point_sample::scatter_corners;
 
 /// `grad_value[n, key(corner), m, d] += attn * corner weight * grad_output[n, q, m, d]` for
 /// the four corners of every (level, point) of query `q`.
@@ -27,7 +28,6 @@ pub fn msda_backward_value_kernel<F: Float, A: Float, I: Int>(
         terminate!();
     }
 
-    let one = A::new(1.0);
     let grad = A::cast_from(grad_output[n * geo.out_n as usize + q * geo.out_q as usize + m * geo.out_m as usize + d * geo.out_d as usize]);
     for l in 0..geo.num_levels as usize {
         let (h, w, start) = level::<I>(shapes, starts, l);
@@ -35,18 +35,7 @@ pub fn msda_backward_value_kernel<F: Float, A: Float, I: Int>(
         for p in 0..geo.num_points as usize {
             let fp = locate::<F, A>(locations, geo, location_index(geo, n, q, m, l, p), h, w, true);
             let g = grad * A::cast_from(weights[weight_index(geo, n, q, m, l, p)]);
-            if fp.y0_in && fp.x0_in {
-                grad_value[base + fp.off_y0 + fp.off_x0].fetch_add(g * (one - fp.tx) * (one - fp.ty));
-            }
-            if fp.y0_in && fp.x1_in {
-                grad_value[base + fp.off_y0 + fp.off_x1].fetch_add(g * fp.tx * (one - fp.ty));
-            }
-            if fp.y1_in && fp.x0_in {
-                grad_value[base + fp.off_y1 + fp.off_x0].fetch_add(g * (one - fp.tx) * fp.ty);
-            }
-            if fp.y1_in && fp.x1_in {
-                grad_value[base + fp.off_y1 + fp.off_x1].fetch_add(g * fp.tx * fp.ty);
-            }
+            scatter_corners::<A>(grad_value, base, &fp, g);
         }
     }
 }

@@ -5,7 +5,7 @@
 use cubecl::prelude::*;
 
 use super::geometry::{level, locate, location_index, weight_index, MsdaGeometryArgs};
-use crate::point_sample::read_or_zero;
+use crate::point_sample::read_corners;
 
 /// `output[n, q, m, d] = sum over levels l and points p of attn[n, q, m, l, p] *
 /// bilinear(value_l[n, :, m, d], loc[n, q, m, l, p])`.
@@ -39,7 +39,6 @@ pub fn msda_forward_kernel<F: Float, A: Float, I: Int>(
     let q = (group / heads) % queries;
     let n = group / (heads * queries);
 
-    let one = A::new(1.0);
     let mut acc = Array::<A>::new(width);
     #[unroll]
     for k in 0..width {
@@ -52,19 +51,10 @@ pub fn msda_forward_kernel<F: Float, A: Float, I: Int>(
         for p in 0..geo.num_points as usize {
             let fp = locate::<F, A>(locations, geo, location_index(geo, n, q, m, l, p), h, w, false);
             let weight = A::cast_from(weights[weight_index(geo, n, q, m, l, p)]);
-            let (nw_in, ne_in) = (fp.y0_in && fp.x0_in, fp.y0_in && fp.x1_in);
-            let (sw_in, se_in) = (fp.y1_in && fp.x0_in, fp.y1_in && fp.x1_in);
             #[unroll]
             for k in 0..width {
                 if lane + k * lanes < channels {
-                    let at = base + k * chunk;
-                    let nw = read_or_zero::<F, A>(value, at + fp.off_y0 + fp.off_x0, nw_in);
-                    let ne = read_or_zero::<F, A>(value, at + fp.off_y0 + fp.off_x1, ne_in);
-                    let sw = read_or_zero::<F, A>(value, at + fp.off_y1 + fp.off_x0, sw_in);
-                    let se = read_or_zero::<F, A>(value, at + fp.off_y1 + fp.off_x1, se_in);
-                    let top = nw * (one - fp.tx) + ne * fp.tx;
-                    let bottom = sw * (one - fp.tx) + se * fp.tx;
-                    acc[k] += weight * (top * (one - fp.ty) + bottom * fp.ty);
+                    acc[k] += weight * read_corners::<F, A>(value, base + k * chunk, &fp).interpolate(&fp);
                 }
             }
         }

@@ -2,7 +2,7 @@
 
 use cubecl::prelude::*;
 
-use super::sampling::{Sampling, locate_point, split_position, GeometryArgs};
+use super::sampling::{Sampling, locate_point, scatter_corners, split_position, GeometryArgs};
 
 /// `grad_input[n, c, corner] += weight(corner) * grad_output[n, c, p]` for the four corners.
 ///
@@ -29,18 +29,5 @@ pub fn point_sample_backward_input_kernel<F: Float, A: Float>(
     let fp = locate_point::<F, A>(points, geo, n, p, sampling, true);
 
     let grad = A::cast_from(grad_output[n * geo.out_n as usize + c * geo.out_c as usize + p * geo.out_p as usize]);
-    let one = A::new(1.0);
-    let base = n * geo.map_n as usize + c * geo.map_c as usize;
-    if fp.y0_in && fp.x0_in {
-        grad_input[base + fp.off_y0 + fp.off_x0].fetch_add(grad * (one - fp.tx) * (one - fp.ty));
-    }
-    if fp.y0_in && fp.x1_in {
-        grad_input[base + fp.off_y0 + fp.off_x1].fetch_add(grad * fp.tx * (one - fp.ty));
-    }
-    if fp.y1_in && fp.x0_in {
-        grad_input[base + fp.off_y1 + fp.off_x0].fetch_add(grad * (one - fp.tx) * fp.ty);
-    }
-    if fp.y1_in && fp.x1_in {
-        grad_input[base + fp.off_y1 + fp.off_x1].fetch_add(grad * fp.tx * fp.ty);
-    }
+    scatter_corners::<A>(grad_input, n * geo.map_n as usize + c * geo.map_c as usize, &fp, grad);
 }

@@ -2,7 +2,7 @@
 
 use cubecl::prelude::*;
 
-use super::sampling::{Sampling, locate_point, read_or_zero, GeometryArgs};
+use super::sampling::{Sampling, locate_point, read_corners, GeometryArgs};
 
 /// `grad_points[n, p, :] = sum_c grad_output[n, c, p] * d output[n, c, p] / d (x, y)`.
 ///
@@ -27,23 +27,14 @@ pub fn point_sample_backward_points_kernel<F: Float, A: Float>(
     let n = ABSOLUTE_POS / num_points;
     let p = ABSOLUTE_POS % num_points;
     let fp = locate_point::<F, A>(points, geo, n, p, sampling, true);
-    let nw_in = fp.y0_in && fp.x0_in;
-    let ne_in = fp.y0_in && fp.x1_in;
-    let sw_in = fp.y1_in && fp.x0_in;
-    let se_in = fp.y1_in && fp.x1_in;
-    let one = A::new(1.0);
-
     let mut gx = A::new(0.0);
     let mut gy = A::new(0.0);
     for c in 0..geo.channels as usize {
         let base = n * geo.map_n as usize + c * geo.map_c as usize;
-        let nw = read_or_zero::<F, A>(input, base + fp.off_y0 + fp.off_x0, nw_in);
-        let ne = read_or_zero::<F, A>(input, base + fp.off_y0 + fp.off_x1, ne_in);
-        let sw = read_or_zero::<F, A>(input, base + fp.off_y1 + fp.off_x0, sw_in);
-        let se = read_or_zero::<F, A>(input, base + fp.off_y1 + fp.off_x1, se_in);
+        let (dx, dy) = read_corners::<F, A>(input, base, &fp).gradient(&fp);
         let grad = A::cast_from(grad_output[n * geo.out_n as usize + c * geo.out_c as usize + p * geo.out_p as usize]);
-        gx += grad * ((ne - nw) * (one - fp.ty) + (se - sw) * fp.ty);
-        gy += grad * ((sw - nw) * (one - fp.tx) + (se - ne) * fp.tx);
+        gx += grad * dx;
+        gy += grad * dy;
     }
 
     grad_points[ABSOLUTE_POS * 2] = F::cast_from(gx * fp.scale_x);

@@ -2,7 +2,7 @@
 
 use cubecl::prelude::*;
 
-use super::sampling::{Sampling, locate_point, read_or_zero, split_position, GeometryArgs};
+use super::sampling::{Sampling, locate_point, read_corners, split_position, GeometryArgs};
 
 /// `output[n, c, p] = bilinear(input[n, c], points[n, p])`, zeros outside the map.
 ///
@@ -28,15 +28,7 @@ pub fn point_sample_forward_kernel<F: Float, A: Float>(
     let fp = locate_point::<F, A>(points, geo, n, p, sampling, false);
 
     let base = n * geo.map_n as usize + c * geo.map_c as usize;
-    let nw = read_or_zero::<F, A>(input, base + fp.off_y0 + fp.off_x0, fp.y0_in && fp.x0_in);
-    let ne = read_or_zero::<F, A>(input, base + fp.off_y0 + fp.off_x1, fp.y0_in && fp.x1_in);
-    let sw = read_or_zero::<F, A>(input, base + fp.off_y1 + fp.off_x0, fp.y1_in && fp.x0_in);
-    let se = read_or_zero::<F, A>(input, base + fp.off_y1 + fp.off_x1, fp.y1_in && fp.x1_in);
-
-    let one = A::new(1.0);
-    let top = nw * (one - fp.tx) + ne * fp.tx;
-    let bottom = sw * (one - fp.tx) + se * fp.tx;
-    let value = top * (one - fp.ty) + bottom * fp.ty;
+    let value = read_corners::<F, A>(input, base, &fp).interpolate(&fp);
 
     output[n * geo.out_n as usize + c * geo.out_c as usize + p * geo.out_p as usize] = F::cast_from(value);
 }

@@ -20,5 +20,5 @@ pub use launch::{
     supports_atomic_add, Geometry, Variant,
 };
 pub use sampling::{
-    footprint, read_or_zero, Footprint, GeometryArgs, GeometryArgsCompilationArg, GeometryArgsLaunch, Interpolation, Padding, Sampling,
+    footprint, read_corners, scatter_corners, Corners, Footprint, GeometryArgs, GeometryArgsCompilationArg, GeometryArgsLaunch, Interpolation, Padding, Sampling,
 };

@@ -365,12 +365,71 @@ fn is_nan<A: Float>(x: A) -> bool {
 
 /// Reads one cell as the accumulation type, zero when `inside` is false.
 #[cube]
-pub fn read_or_zero<F: Float, A: Float>(map: &Array<F>, index: usize, inside: bool) -> A {
+fn read_or_zero<F: Float, A: Float>(map: &Array<F>, index: usize, inside: bool) -> A {
     let mut value = A::new(0.0);
     if inside {
         value = A::cast_from(map[index]);
     }
     value
+}
+
+/// The four cells of a [`Footprint`] (zero off the map), as the accumulation type.
+#[derive(CubeType)]
+pub struct Corners<A: Float> {
+    pub nw: A,
+    pub ne: A,
+    pub sw: A,
+    pub se: A,
+}
+
+#[cube]
+impl<A: Float> Corners<A> {
+    /// The bilinear sample.
+    pub fn interpolate(&self, fp: &Footprint<A>) -> A {
+        let one = A::new(1.0);
+        let top = self.nw * (one - fp.tx) + self.ne * fp.tx;
+        let bottom = self.sw * (one - fp.tx) + self.se * fp.tx;
+        top * (one - fp.ty) + bottom * fp.ty
+    }
+
+    /// The sample's derivatives by the pixel position x and y (times `fp.scale_*` for the
+    /// derivatives by the point coordinates).
+    pub fn gradient(&self, fp: &Footprint<A>) -> (A, A) {
+        let one = A::new(1.0);
+        let dx = (self.ne - self.nw) * (one - fp.ty) + (self.se - self.sw) * fp.ty;
+        let dy = (self.sw - self.nw) * (one - fp.tx) + (self.se - self.ne) * fp.tx;
+        (dx, dy)
+    }
+}
+
+/// Reads the four cells of `fp` from `map`, `base` being the offset of the plane.
+#[cube]
+pub fn read_corners<F: Float, A: Float>(map: &Array<F>, base: usize, fp: &Footprint<A>) -> Corners<A> {
+    Corners::<A> {
+        nw: read_or_zero::<F, A>(map, base + fp.off_y0 + fp.off_x0, fp.y0_in && fp.x0_in),
+        ne: read_or_zero::<F, A>(map, base + fp.off_y0 + fp.off_x1, fp.y0_in && fp.x1_in),
+        sw: read_or_zero::<F, A>(map, base + fp.off_y1 + fp.off_x0, fp.y1_in && fp.x0_in),
+        se: read_or_zero::<F, A>(map, base + fp.off_y1 + fp.off_x1, fp.y1_in && fp.x1_in),
+    }
+}
+
+/// Adds `grad` times each corner's bilinear weight into the cells of `fp` that are on the map
+/// (float atomics), `base` being the offset of the plane in `buffer`.
+#[cube]
+pub fn scatter_corners<A: Float>(buffer: &mut Array<Atomic<A>>, base: usize, fp: &Footprint<A>, grad: A) {
+    let one = A::new(1.0);
+    if fp.y0_in && fp.x0_in {
+        buffer[base + fp.off_y0 + fp.off_x0].fetch_add(grad * (one - fp.tx) * (one - fp.ty));
+    }
+    if fp.y0_in && fp.x1_in {
+        buffer[base + fp.off_y0 + fp.off_x1].fetch_add(grad * fp.tx * (one - fp.ty));
+    }
+    if fp.y1_in && fp.x0_in {
+        buffer[base + fp.off_y1 + fp.off_x0].fetch_add(grad * (one - fp.tx) * fp.ty);
+    }
+    if fp.y1_in && fp.x1_in {
+        buffer[base + fp.off_y1 + fp.off_x1].fetch_add(grad * fp.tx * fp.ty);
+    }
 }
 
 /// Splits a flat output position into (n, c, p). `channels_fastest` follows the input's
