@@ -75,10 +75,8 @@ def _psamask_ext(backward: bool):
 def ms_deform_attn_forward(value, value_spatial_shapes, value_level_start_index, sampling_locations,
                            attention_weights, im2col_step=None):
     """mmcv._ext.ms_deform_attn_forward: returns the (N, Lq, M * D) output."""
-    _msda._check(value, sampling_locations, attention_weights)
-    shapes, starts = _msda._index_tensors(value, value_spatial_shapes, value_level_start_index,
-                                          sampling_locations.shape[3])
-    locations, weights = sampling_locations.to(value.dtype), attention_weights.to(value.dtype)
+    shapes, starts, locations, weights = _msda._prepare(value, value_spatial_shapes, value_level_start_index,
+                                                        sampling_locations, attention_weights)
     if exporting():
         return _msda.export_graph(value, shapes, locations, weights)
     return _msda._run_forward(value, shapes, starts, locations, weights)
@@ -89,10 +87,8 @@ def ms_deform_attn_backward(value, value_spatial_shapes, value_level_start_index
                             im2col_step=None):
     """mmcv._ext.ms_deform_attn_backward: adds the three gradients into the (zeroed) buffers
     given, as mmcv's kernel does with atomics."""
-    _msda._check(value, sampling_locations, attention_weights)
-    shapes, starts = _msda._index_tensors(value, value_spatial_shapes, value_level_start_index,
-                                          sampling_locations.shape[3])
-    locations, weights = sampling_locations.to(value.dtype), attention_weights.to(value.dtype)
+    shapes, starts, locations, weights = _msda._prepare(value, value_spatial_shapes, value_level_start_index,
+                                                        sampling_locations, attention_weights)
     gv, gl, gw = _msda._run_backward(grad_output, value, shapes, starts, locations, weights)
     for buffer, grad, name in ((grad_value, gv, "grad_value"), (grad_sampling_loc, gl, "grad_sampling_loc"),
                                (grad_attn_weight, gw, "grad_attn_weight")):
@@ -119,10 +115,7 @@ def _sigmoid_focal_ext(backward: bool):
     def run(input, target, weight, output, gamma=2.0, alpha=0.25):
         """mmcv._ext.sigmoid_focal_loss_forward / _backward: the (N, C) elementwise loss, or its
         derivative by the logits, written into `output` (mmcv reduces and scales afterwards)."""
-        weight = _focal_weight(weight)
-        _focal._check(input, target, weight, "none")
-        target = target.long().contiguous()
-        weight = None if weight is None else weight.to(input.dtype).contiguous()
+        target, weight = _focal._prepare(input, target, _focal_weight(weight), "none")
         if exporting() and not backward:
             return _write(output, _focal.export_graph(input, target, weight, float(gamma), float(alpha)), name)
         _write(output, _focal._run(input, target, weight, float(gamma), float(alpha), backward), name)

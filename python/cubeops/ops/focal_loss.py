@@ -78,6 +78,13 @@ def export_graph(input: Tensor, target: Tensor, weight: Optional[Tensor], gamma:
     return loss
 
 
+def _prepare(input: Tensor, target: Tensor, weight: Optional[Tensor], reduction: str) -> tuple[Tensor, Optional[Tensor]]:
+    """Checks the operands and returns the int64 target and the weight in the input's dtype,
+    both contiguous, for the op and mmcv's `_ext` functions."""
+    _check(input, target, weight, reduction)
+    return target.long().contiguous(), None if weight is None else weight.to(input.dtype).contiguous()
+
+
 def _check(input: Tensor, target: Tensor, weight: Optional[Tensor], reduction: str) -> None:
     if not isinstance(input, Tensor) or not isinstance(target, Tensor):
         raise TypeError("sigmoid_focal_loss(): `input` and `target` must be torch.Tensors")
@@ -121,11 +128,9 @@ def sigmoid_focal_loss(
     Differentiable with respect to `input`. Logs are computed as log-sigmoids, so large logits
     keep their precision (mmcv's kernel saturates log(1 - p) at log(FLT_MIN) = -87.3).
     """
-    _check(input, target, weight, reduction)
+    target, weight = _prepare(input, target, weight, reduction)
     if not (math.isfinite(gamma) and gamma >= 0 and math.isfinite(alpha)):
         raise ValueError(f"sigmoid_focal_loss(): gamma must be finite and >= 0, alpha finite; got {gamma}, {alpha}")
-    target = target.long().contiguous()
-    weight = None if weight is None else weight.to(input.dtype).contiguous()
     loss = call(export_graph, _forward, _EagerSigmoidFocalLoss, input, target, weight, float(gamma), float(alpha))
     if reduction == "mean":
         return loss.sum() / input.shape[0]

@@ -163,6 +163,15 @@ def _index_tensors(
     return shapes, starts
 
 
+def _prepare(value: Tensor, spatial_shapes, level_start_index, sampling_locations: Tensor,
+             attention_weights: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Checks the operands and returns the int64 shapes and starts, and the locations and
+    weights in the value's dtype (as mmcv casts them), for the op and mmcv's `_ext` functions."""
+    _check(value, sampling_locations, attention_weights)
+    shapes, starts = _index_tensors(value, spatial_shapes, level_start_index, sampling_locations.shape[3])
+    return shapes, starts, sampling_locations.to(value.dtype), attention_weights.to(value.dtype)
+
+
 def _check(value: Tensor, locations: Tensor, weights: Tensor) -> None:
     for name, t in (("value", value), ("sampling_locations", locations), ("attention_weights", weights)):
         if not isinstance(t, Tensor):
@@ -212,9 +221,7 @@ def ms_deform_attn(
         zeros outside the level). Locations and weights are cast to the value's dtype first,
         as mmcv does. Differentiable with respect to value, locations and weights.
     """
-    _check(value, sampling_locations, attention_weights)
-    shapes, starts = _index_tensors(value, value_spatial_shapes, value_level_start_index, sampling_locations.shape[3])
-    locations = sampling_locations.to(value.dtype)
-    weights = attention_weights.to(value.dtype)
+    shapes, starts, locations, weights = _prepare(value, value_spatial_shapes, value_level_start_index,
+                                                  sampling_locations, attention_weights)
     return call(lambda v, s, _, lo, w: export_graph(v, s, lo, w), _forward, _EagerMsDeformAttn, value, shapes, starts,
                 locations, weights)
