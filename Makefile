@@ -63,8 +63,15 @@ dist: check-rust $(VENV_STAMP)
 ## dist's wheel installed into fresh venvs without Rust, on the lowest torch pyproject claims (2.4.1),
 ## on the user's (2.9.1) and on the newest on PyPI (2.15.0): the doctor and the CPU tests there
 ## (tests/dist/install_test.sh). One venv at a time (5-7 GB each: torch's CUDA wheels), removed after; needs ~9 GB free.
+## With CUBEOPS_PRUNE_BUILD=1 (set by .ci/run: a throwaway clone) the build state no later step
+## needs (.venv, cargo's outputs; ~12 GB) is deleted once dist/ holds the wheel, to make that room.
 INSTALL_TORCH := 2.4.1 2.9.1 2.15.0
 install-test: dist
+	@if [ "$${CUBEOPS_PRUNE_BUILD:-0}" = 1 ]; then \
+		echo "CUBEOPS_PRUNE_BUILD=1: removing .venv and target/'s build outputs (dist/ is built)"; \
+		rm -rf $(VENV) target/debug target/release target/x86_64-unknown-linux-gnu target/sdist target/wheels; \
+		df -h . | tail -1; \
+	fi
 	@for v in $(INSTALL_TORCH); do bash tests/dist/install_test.sh $$v || exit 1; done
 
 ## Every kernel variant compiled by NVRTC 12.8 (torch 2.9.1's nvidia-cuda-nvrtc-cu12) for
