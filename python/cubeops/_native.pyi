@@ -52,3 +52,9 @@ def sigmoid_focal_loss(
     input: TensorDesc, target: TensorDesc, weight: Optional[TensorDesc], output: TensorDesc, gamma: float, alpha: float,
     backward: bool, stream: int,
 ) -> None: ...
+# Softmax focal loss on softmax probabilities (N, C), as mmcv's _ext: into a contiguous (N,)
+# output the loss of each row, or with `backward` into (N, C) its derivative by the logits.
+def softmax_focal_loss(
+    input: TensorDesc, target: TensorDesc, weight: Optional[TensorDesc], output: TensorDesc, gamma: float, alpha: float,
+    backward: bool, stream: int,
+) -> None: ...

@@ -11,8 +11,8 @@
 - `mmcv._ext.ms_deform_attn_forward` / `ms_deform_attn_backward` run on cubeops, so
   `mmcv.ops.MultiScaleDeformableAttention` (Mask2Former's pixel decoder, Deformable DETR, DINO,
   BEV encoders) works unchanged on CUDA (`im2col_step` is accepted and not needed).
-- `mmcv._ext.sigmoid_focal_loss_forward` / `_backward` run on cubeops' kernel, and
-  `softmax_focal_loss_forward` / `_backward` on torch ops over the softmax mmcv passes, so
+- `mmcv._ext.sigmoid_focal_loss_forward` / `_backward` and `softmax_focal_loss_forward` /
+  `_backward` (on the softmax mmcv passes) run on cubeops' kernels, so
   `mmcv.ops.sigmoid_focal_loss` / `softmax_focal_loss` (mmseg's FocalLoss, MaskFormer, mmdet's
   RetinaNet-style heads) work unchanged.
 
@@ -124,40 +124,25 @@ def _sigmoid_focal_ext(backward: bool):
     return run
 
 
-_FLT_MIN = 1.1754943508222875e-38
-
-
-def _softmax_focal_terms(softmax, target, weight, gamma, alpha, backward):
-    """mmcv's softmax focal loss kernels on the softmax `(N, C)` it passes: the per-row loss,
-    or the per-row factor `buff` of the gradient; rows whose label is outside [0, C) give 0."""
-    c = softmax.shape[1]
-    valid = (target >= 0) & (target < c)
-    label = target.clamp(0, max(c - 1, 0)).long()
-    p = softmax.gather(1, label.unsqueeze(1)).squeeze(1)
-    log_p = p.clamp(min=_FLT_MIN).log()
-    if backward:
-        term = alpha * (-(1 - p).pow(gamma) + gamma * (1 - p).pow(gamma - 1) * p * log_p)
-    else:
-        term = -alpha * (1 - p).pow(gamma) * log_p
-    weight = _focal_weight(weight)
-    if weight is not None:
-        term = term * weight[label]
-    return torch.where(valid, term, torch.zeros_like(term)), label, valid
-
-
 def softmax_focal_loss_forward(softmax, target, weight, output, gamma=2.0, alpha=0.25):
-    """mmcv._ext.softmax_focal_loss_forward: the (N,) losses of the softmax probabilities."""
-    loss, _, _ = _softmax_focal_terms(softmax, target, weight, float(gamma), float(alpha), False)
-    _write(output, loss, "softmax_focal_loss_forward")
+    """mmcv._ext.softmax_focal_loss_forward: the (N,) losses of the softmax probabilities mmcv
+    passes; rows whose label is outside [0, C) give 0."""
+    name = "softmax_focal_loss_forward"
+    target, weight = _focal._prepare(softmax, target, _focal_weight(weight), "none", name)
+    gamma, alpha = float(gamma), float(alpha)
+    if exporting():
+        return _write(output, _focal.softmax_terms(softmax, target, weight, gamma, alpha, False), name)
+    _write(output, _focal._run(softmax, target, weight, gamma, alpha, False, softmax=True), name)
 
 
 def softmax_focal_loss_backward(softmax, target, weight, buff, grad_input, gamma=2.0, alpha=0.25):
-    """mmcv._ext.softmax_focal_loss_backward: `buff (N,)` and the (N, C) gradient by the
-    logits, `buff[n] * (onehot - softmax)`."""
-    factor, label, valid = _softmax_focal_terms(softmax, target, weight, float(gamma), float(alpha), True)
-    onehot = torch.nn.functional.one_hot(label, softmax.shape[1]).to(softmax.dtype) * valid.unsqueeze(1)
-    _write(buff, factor, "softmax_focal_loss_backward")
-    _write(grad_input, factor.unsqueeze(1) * (onehot - softmax), "softmax_focal_loss_backward")
+    """mmcv._ext.softmax_focal_loss_backward: the (N, C) gradient by the logits,
+    `buff[n] * (onehot - softmax)`, and `buff (N,)` itself (mmcv never reads it back)."""
+    name = "softmax_focal_loss_backward"
+    target, weight = _focal._prepare(softmax, target, _focal_weight(weight), "none", name)
+    gamma, alpha = float(gamma), float(alpha)
+    _write(grad_input, _focal._run(softmax, target, weight, gamma, alpha, True, softmax=True), name)
+    _write(buff, _focal.softmax_terms(softmax, target, weight, gamma, alpha, True), name)
 
 
 # mmcv._ext functions cubeops implements, by name (point_sample is Python in mmcv: patched below).

@@ -1,6 +1,6 @@
-"""cubeops.sigmoid_focal_loss and mmcv's focal losses through the drop-in, against float64
-references written with torch ops: values and gradients, reductions, class weights,
-background targets, large logits, dtypes, bad input, torch.compile."""
+"""cubeops.sigmoid_focal_loss / softmax_focal_loss and mmcv's focal losses through the drop-in,
+against float64 references written with torch ops: values and gradients, reductions, class
+weights, background targets, large logits, dtypes, bad input, torch.compile."""
 
 import pytest
 import torch
@@ -25,6 +25,30 @@ def sigmoid_reference(x, target, gamma, alpha, weight=None):
     return loss
 
 
+def softmax_reference(x, target, gamma, alpha, weight=None):
+    """mmcv's softmax focal loss from its definition, float64: per row -alpha (1 - p_t)^gamma log p_t."""
+    x = x.double()
+    c = x.shape[1]
+    valid = (target >= 0) & (target < c)
+    p = torch.softmax(x, 1).gather(1, target.clamp(0, c - 1).unsqueeze(1)).squeeze(1)
+    loss = -alpha * (1 - p) ** gamma * p.log()
+    if weight is not None:
+        loss = loss * weight.double()[target.clamp(0, c - 1)]
+    return torch.where(valid, loss, torch.zeros_like(loss))
+
+
+# Each loss, its float64 reference, and the logits' spread: softmax probabilities of float16
+# logits spread by 4 underflow (mmcv's kernel then clamps log p at log(FLT_MIN)).
+LOSSES = {
+    "sigmoid": (lambda: cubeops.sigmoid_focal_loss, sigmoid_reference),
+    "softmax": (lambda: cubeops.softmax_focal_loss, softmax_reference),
+}
+
+
+def spread(loss, dtype):
+    return 1.5 if loss == "softmax" and dtype == torch.float16 else 4.0
+
+
 def make(n, c, device, dtype, seed=0, spread=4.0):
     g = torch.Generator().manual_seed(seed)
     x = (torch.randn(n, c, generator=g, dtype=torch.float64) * spread).to(dtype)
@@ -37,14 +61,16 @@ def make(n, c, device, dtype, seed=0, spread=4.0):
 @pytest.mark.parametrize("dtype,tol", DTYPES)
 @pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
 @pytest.mark.parametrize("weighted", [False, True])
-def test_matches_float64_reference(device, dtype, tol, reduction, weighted):
-    x, target, weight = make(37, 9, device, dtype)
+@pytest.mark.parametrize("loss", LOSSES)
+def test_matches_float64_reference(device, dtype, tol, reduction, weighted, loss):
+    fn, reference = LOSSES[loss]
+    x, target, weight = make(37, 9, device, dtype, spread=spread(loss, dtype))
     weight = weight if weighted else None
     xr = x.detach().cpu().double().requires_grad_()
-    want = sigmoid_reference(xr, target.cpu(), 1.5, 0.3, None if weight is None else weight.cpu())
+    want = reference(xr, target.cpu(), 1.5, 0.3, None if weight is None else weight.cpu())
     want = {"none": want, "mean": want.sum() / x.shape[0], "sum": want.sum()}[reduction]
     x = x.requires_grad_()
-    got = cubeops.sigmoid_focal_loss(x, target, 1.5, 0.3, weight, reduction)
+    got = fn()(x, target, 1.5, 0.3, weight, reduction)
     assert got.dtype == dtype and got.shape == want.shape
     g = torch.randn(want.shape, dtype=torch.float64)
     want.backward(g)
@@ -66,22 +92,36 @@ def test_large_logits_keep_their_precision(device):
 
 
 @pytest.mark.parametrize("device", DEVICES)
-def test_gradcheck_and_noncontiguous(device):
+@pytest.mark.parametrize("loss", LOSSES)
+@pytest.mark.parametrize("gamma", [2.0, 0.5])
+def test_gradcheck_and_noncontiguous(device, loss, gamma):
     x, target, weight = make(6, 5, device, torch.float64, seed=1)
     xt = x.t().contiguous().t().requires_grad_()
     assert not xt.is_contiguous()
-    fn = lambda t: cubeops.sigmoid_focal_loss(t, target, 2.0, 0.25, weight, "none")  # noqa: E731
+    fn = lambda t: LOSSES[loss][0]()(t, target, gamma, 0.25, weight, "none")  # noqa: E731
     assert torch.autograd.gradcheck(fn, (xt,))
 
 
-def test_compile_traces_it():
+@pytest.mark.parametrize("loss", LOSSES)
+def test_compile_traces_it(loss):
+    op = LOSSES[loss][0]()
     x, target, weight = make(8, 4, "cpu", torch.float32, seed=2)
     x1, x2 = x.clone().requires_grad_(), x.clone().requires_grad_()
-    fn = torch.compile(lambda t: cubeops.sigmoid_focal_loss(t, target, 2.0, 0.25, weight), backend="aot_eager",
-                       fullgraph=True)
+    fn = torch.compile(lambda t: op(t, target, 2.0, 0.25, weight), backend="aot_eager", fullgraph=True)
     fn(x1).backward()
-    cubeops.sigmoid_focal_loss(x2, target, 2.0, 0.25, weight).backward()
+    op(x2, target, 2.0, 0.25, weight).backward()
     assert torch.allclose(x1.grad, x2.grad)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_softmax_rows_without_a_class_cost_nothing(device):
+    """Targets -1 and C: loss 0 and gradient 0 for that row (mmcv reads out of bounds)."""
+    x = torch.randn(3, 4, device=device, requires_grad=True)
+    target = torch.tensor([-1, 4, 2], device=device)
+    loss = cubeops.softmax_focal_loss(x, target, reduction="none")
+    loss.sum().backward()
+    assert loss[:2].tolist() == [0.0, 0.0] and loss[2].item() > 0
+    assert x.grad[:2].abs().max().item() == 0.0 and x.grad[2].abs().max().item() > 0
 
 
 @pytest.mark.parametrize(
@@ -97,21 +137,10 @@ def test_compile_traces_it():
         ((torch.zeros(3, 2), torch.zeros(3, dtype=torch.long, device="meta")), ValueError, "`target` is on meta"),
     ],
 )
-def test_bad_input_raises(args, error, match):
-    with pytest.raises(error, match=match):
-        cubeops.sigmoid_focal_loss(*args)
-
-
-def softmax_reference(x, target, gamma, alpha, weight=None):
-    """mmcv's softmax focal loss from its definition, float64: per row -alpha (1 - p_t)^gamma log p_t."""
-    x = x.double()
-    c = x.shape[1]
-    valid = (target >= 0) & (target < c)
-    p = torch.softmax(x, 1).gather(1, target.clamp(0, c - 1).unsqueeze(1)).squeeze(1)
-    loss = -alpha * (1 - p) ** gamma * p.log()
-    if weight is not None:
-        loss = loss * weight.double()[target.clamp(0, c - 1)]
-    return torch.where(valid, loss, torch.zeros_like(loss))
+@pytest.mark.parametrize("loss", LOSSES)
+def test_bad_input_raises(args, error, match, loss):
+    with pytest.raises(error, match=f"{loss}_focal_loss\\(\\): .*{match}"):
+        LOSSES[loss][0]()(*args)
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -136,7 +165,9 @@ def test_mmcv_focal_losses_through_the_drop_in(device, weighted):
         assert (xc.grad.cpu().double() - xr.grad).abs().max().item() < 1e-5, mmcv_fn.__name__
 
 
-def test_opcheck():
+@pytest.mark.parametrize("loss", LOSSES)
+def test_opcheck(loss):
+    op = getattr(torch.ops.cubeops, f"{loss}_focal_loss").default
     x, target, weight = make(6, 4, "cpu", torch.float64, seed=4)
-    torch.library.opcheck(torch.ops.cubeops.sigmoid_focal_loss.default, (x.requires_grad_(), target, weight, 2.0, 0.25))
-    torch.library.opcheck(torch.ops.cubeops.sigmoid_focal_loss.default, (x, target, None, 0.0, 0.5))
+    torch.library.opcheck(op, (x.requires_grad_(), target, weight, 2.0, 0.25))
+    torch.library.opcheck(op, (x, target, None, 0.0, 0.5))

@@ -1,9 +1,9 @@
-//! Sigmoid focal loss through the bridge: shapes checked once, then the CPU kernels of
+//! The focal losses through the bridge: shapes checked once, then the CPU kernels of
 //! `cubeops` or the zero-copy CUDA launcher.
 
 use cubeops::point_sample::cpu::CpuElement;
 use cubeops_kernels::cuda::{self, DeviceArray, Kernel};
-use cubeops_kernels::focal_loss::FocalGeometry;
+use cubeops_kernels::focal_loss::{FocalGeometry, FocalLoss};
 use cubeops_kernels::point_sample::Variant;
 use half::{bf16, f16};
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
@@ -13,9 +13,12 @@ use crate::cpu::{memory, output, view};
 use crate::error::to_py;
 use crate::tensor::{DType, IndexDesc, TensorDesc};
 
-/// One call: logits `(N, C)`, int64 targets `(N,)`, optional weight `(C,)`, contiguous output
-/// `(N, C)` (the loss, or its derivative by the logits when `backward`).
+/// One call: `input (N, C)` (logits for the sigmoid loss, softmax probabilities for the
+/// softmax loss, as mmcv's `_ext`), int64 targets `(N,)`, optional weight `(C,)`, contiguous
+/// output: the loss (sigmoid `(N, C)`, softmax `(N,)`) or its `(N, C)` derivative by the logits
+/// when `backward`.
 pub struct Call<'a> {
+    pub loss: FocalLoss,
     pub input: &'a TensorDesc,
     pub target: &'a IndexDesc,
     pub weight: Option<&'a TensorDesc>,
@@ -35,8 +38,11 @@ fn typed<T: CpuElement>(call: &Call) -> PyResult<()> {
         None => None,
     };
     let input = view::<T, 2>(call.input, i)?;
-    cubeops::focal_loss::cpu::sigmoid_focal_loss(input, &target, weight, o, call.gamma, call.alpha, call.backward)
-        .map_err(to_py)
+    let run = match call.loss {
+        FocalLoss::Sigmoid => cubeops::focal_loss::cpu::sigmoid_focal_loss::<T>,
+        FocalLoss::Softmax => cubeops::focal_loss::cpu::softmax_focal_loss::<T>,
+    };
+    run(input, &target, weight, o, call.gamma, call.alpha, call.backward).map_err(to_py)
 }
 
 pub fn run(call: &Call, stream: u64) -> PyResult<()> {
@@ -50,10 +56,12 @@ pub fn run(call: &Call, stream: u64) -> PyResult<()> {
             return err(format!("`weight` must be a contiguous ({c},) tensor, got shape {:?}", w.shape));
         }
     }
-    let (out_shape, output_strides) = call.output.dims::<2>()?;
-    if out_shape != [n, c] || !call.output.is_contiguous() {
-        return err(format!("`output` must be a contiguous ({n}, {c}) tensor, got shape {:?}", out_shape));
+    let rows = call.loss == FocalLoss::Softmax && !call.backward;
+    let want: &[usize] = if rows { &[n] } else { &[n, c] };
+    if call.output.shape != want || !call.output.is_contiguous() {
+        return err(format!("`output` must be a contiguous {want:?} tensor, got shape {:?}", call.output.shape));
     }
+    let output_strides = if rows { [1, 0] } else { [c, 1] };
     if !(call.gamma >= 0.0 && call.gamma.is_finite() && call.alpha.is_finite()) {
         return err(format!("gamma must be finite and >= 0, alpha finite; got gamma={}, alpha={}", call.gamma, call.alpha));
     }
@@ -64,14 +72,14 @@ pub fn run(call: &Call, stream: u64) -> PyResult<()> {
         return by_dtype!(call.input.dtype, typed(call));
     }
     let geo = FocalGeometry { n, classes: c, gamma: call.gamma, alpha: call.alpha, input_strides, output_strides };
-    geo.scalars().map_err(|e| PyValueError::new_err(format!("sigmoid_focal_loss on CUDA: {e}")))?;
+    geo.scalars().map_err(|e| PyValueError::new_err(format!("focal loss on CUDA: {e}")))?;
     let array = |d: &TensorDesc| DeviceArray { ptr: d.ptr as u64, len: d.available };
     let target = DeviceArray { ptr: call.target.ptr as u64, len: call.target.available };
     let arrays = [array(call.input), target, array(call.weight.unwrap_or(call.input)), array(call.output)];
     let wide_index = arrays.iter().any(|a| a.len > u32::MAX as usize);
     // Only `wide_index` of the point_sample variant applies here.
     let variant = Variant { sampling: Default::default(), channels_last: false, wide_index };
-    let kernel = Kernel::SigmoidFocal { weighted: call.weight.is_some(), backward: call.backward, index64: true };
+    let kernel = Kernel::Focal { loss: call.loss, weighted: call.weight.is_some(), backward: call.backward, index64: true };
     let storage = crate::cuda::storage(call.input.dtype);
     cuda::launch(kernel, call.input.device as usize, stream, &geo, variant, storage, &arrays).map_err(PyRuntimeError::new_err)
 }

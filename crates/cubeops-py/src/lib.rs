@@ -33,6 +33,7 @@ use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 
 use cubeops_kernels::point_sample::Sampling;
+use cubeops_kernels::focal_loss::FocalLoss;
 use tensor::{IndexDesc, TensorDesc};
 
 /// Reads the descriptions; all must be on one device, and those in `same_dtype` share the
@@ -303,11 +304,44 @@ fn sigmoid_focal_loss(
     backward: bool,
     stream: u64,
 ) -> PyResult<()> {
-    let mut args = vec![("input", &input), ("output", &output)];
-    args.extend(weight.as_ref().map(|w| ("weight", w)));
+    focal_loss(py, FocalLoss::Sigmoid, [&input, &target, &output], weight.as_ref(), gamma, alpha, backward, stream)
+}
+
+/// Softmax focal loss on softmax probabilities `input (N, C)` (what mmcv's `_ext` gets): writes
+/// the `(N,)` loss of each row, or with `backward` its `(N, C)` derivative by the logits, into
+/// the contiguous `output`.
+#[pyfunction]
+#[allow(clippy::too_many_arguments)]
+fn softmax_focal_loss(
+    py: Python<'_>,
+    input: Bound<'_, PyAny>,
+    target: Bound<'_, PyAny>,
+    weight: Option<Bound<'_, PyAny>>,
+    output: Bound<'_, PyAny>,
+    gamma: f64,
+    alpha: f64,
+    backward: bool,
+    stream: u64,
+) -> PyResult<()> {
+    focal_loss(py, FocalLoss::Softmax, [&input, &target, &output], weight.as_ref(), gamma, alpha, backward, stream)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn focal_loss(
+    py: Python<'_>,
+    loss: FocalLoss,
+    [input, target, output]: [&Bound<'_, PyAny>; 3],
+    weight: Option<&Bound<'_, PyAny>>,
+    gamma: f64,
+    alpha: f64,
+    backward: bool,
+    stream: u64,
+) -> PyResult<()> {
+    let mut args = vec![("input", input), ("output", output)];
+    args.extend(weight.map(|w| ("weight", w)));
     let d = describe(&args, args.len())?;
-    let target = IndexDesc::from_py("target", &target)?;
-    let call = focal::Call { input: &d[0], target: &target, weight: d.get(2), output: &d[1], gamma, alpha, backward };
+    let target = IndexDesc::from_py("target", target)?;
+    let call = focal::Call { loss, input: &d[0], target: &target, weight: d.get(2), output: &d[1], gamma, alpha, backward };
     py.detach(|| focal::run(&call, stream))
 }
 
@@ -349,6 +383,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(psamask_forward, m)?)?;
     m.add_function(wrap_pyfunction!(psamask_backward, m)?)?;
     m.add_function(wrap_pyfunction!(sigmoid_focal_loss, m)?)?;
+    m.add_function(wrap_pyfunction!(softmax_focal_loss, m)?)?;
     m.add_function(wrap_pyfunction!(ms_deform_attn_forward, m)?)?;
     m.add_function(wrap_pyfunction!(ms_deform_attn_backward, m)?)?;
     m.add_function(wrap_pyfunction!(add_cuda_include_dirs, m)?)?;

@@ -1,9 +1,11 @@
-"""Sigmoid focal loss: mmcv's `mmcv.ops.sigmoid_focal_loss` on cubeops kernels.
+"""Focal losses: mmcv's `mmcv.ops.sigmoid_focal_loss` and `softmax_focal_loss` on cubeops kernels.
 
-Same shape as every op (`_registration`): `_run` calls the kernel (the elementwise loss, or its derivative
-by the logits), `cubeops::sigmoid_focal_loss` is a torch.library custom op (fake impl +
-autograd) for torch.compile, eager calls take a plain autograd.Function over the same kernel,
-and ONNX export traces `export_graph` (the same formulas in torch ops).
+Same shape as every op (`_registration`): `_run` calls a kernel (the loss, or its derivative
+by the logits), `cubeops::sigmoid_focal_loss` / `cubeops::softmax_focal_loss` are torch.library
+custom ops (fake impl + autograd) for torch.compile, eager calls take a plain
+autograd.Function over the same kernels, and ONNX export traces `export_graph` /
+`export_graph_softmax` (the same formulas in torch ops). The softmax loss's kernels take the
+softmax probabilities, as mmcv's `_ext` does; the op computes them with torch.softmax.
 """
 
 import math
@@ -20,9 +22,16 @@ from ._registration import call, custom_op, eager_function
 REDUCTIONS = ("none", "mean", "sum")
 
 
-def _run(input: Tensor, target: Tensor, weight: Optional[Tensor], gamma: float, alpha: float, backward: bool) -> Tensor:
-    out = input.new_empty(input.shape)
-    _native.sigmoid_focal_loss(
+_FLT_MIN = 1.1754943508222875e-38
+
+
+def _run(input: Tensor, target: Tensor, weight: Optional[Tensor], gamma: float, alpha: float, backward: bool,
+         softmax: bool = False) -> Tensor:
+    """The sigmoid kernel on logits, (N, C) out; the softmax kernel on probabilities, (N,) out
+    forward, (N, C) backward."""
+    out = input.new_empty(input.shape[:1] if softmax and not backward else input.shape)
+    kernel = _native.softmax_focal_loss if softmax else _native.sigmoid_focal_loss
+    kernel(
         describe(input), describe_index(target), None if weight is None else describe(weight), describe(out),
         float(gamma), float(alpha), backward, stream(input),
     )
@@ -64,6 +73,38 @@ _forward.register_autograd(_backward, setup_context=_setup_context)
 _EagerSigmoidFocalLoss = eager_function("_EagerSigmoidFocalLoss", _run_forward, _eager_backward, _setup_context)
 
 
+def _run_softmax(input: Tensor, target: Tensor, weight: Optional[Tensor], gamma: float, alpha: float) -> Tensor:
+    return _run(torch.softmax(input, 1), target, weight, gamma, alpha, False, softmax=True)
+
+
+def _run_softmax_derivative(input: Tensor, target: Tensor, weight: Optional[Tensor], gamma: float, alpha: float) -> Tensor:
+    return _run(torch.softmax(input, 1), target, weight, gamma, alpha, True, softmax=True)
+
+
+def _fake_softmax(input, target, weight, gamma, alpha):
+    return input.new_empty(input.shape[:1])
+
+
+_softmax_forward = custom_op("softmax_focal_loss", _run_softmax, _fake_softmax)
+_softmax_derivative = custom_op("softmax_focal_loss_derivative", _run_softmax_derivative, _fake)
+
+
+def _softmax_backward(ctx, grad_output):
+    input, target, weight = ctx.saved_tensors
+    d = _softmax_derivative(input, target, weight, ctx.gamma, ctx.alpha)
+    return grad_output.unsqueeze(1) * d, None, None, None, None
+
+
+def _eager_softmax_backward(ctx, grad_output):
+    input, target, weight = ctx.saved_tensors
+    d = _run_softmax_derivative(input, target, weight, ctx.gamma, ctx.alpha)
+    return grad_output.unsqueeze(1) * d, None, None, None, None
+
+
+_softmax_forward.register_autograd(_softmax_backward, setup_context=_setup_context)
+_EagerSoftmaxFocalLoss = eager_function("_EagerSoftmaxFocalLoss", _run_softmax, _eager_softmax_backward, _setup_context)
+
+
 def export_graph(input: Tensor, target: Tensor, weight: Optional[Tensor], gamma: float, alpha: float) -> Tensor:
     """The elementwise loss in torch ops (log-sigmoid for both logs): what ONNX export traces,
     and the formula the kernel computes."""
@@ -78,32 +119,71 @@ def export_graph(input: Tensor, target: Tensor, weight: Optional[Tensor], gamma:
     return loss
 
 
-def _prepare(input: Tensor, target: Tensor, weight: Optional[Tensor], reduction: str) -> tuple[Tensor, Optional[Tensor]]:
+def export_graph_softmax(input: Tensor, target: Tensor, weight: Optional[Tensor], gamma: float, alpha: float) -> Tensor:
+    """The (N,) softmax focal loss of logits in torch ops: what ONNX export traces."""
+    return softmax_terms(torch.softmax(input, 1), target, weight, gamma, alpha, False)
+
+
+def softmax_terms(softmax: Tensor, target: Tensor, weight: Optional[Tensor], gamma: float, alpha: float,
+                  backward: bool) -> Tensor:
+    """The softmax kernel's per-row formula in torch ops, on probabilities: the loss, or the
+    factor `b` of the derivative `b (onehot - softmax)`; rows whose target is outside [0, C)
+    give 0."""
+    c = softmax.shape[1]
+    valid = (target >= 0) & (target < c)
+    label = target.clamp(0, max(c - 1, 0)).long()
+    p = softmax.gather(1, label.unsqueeze(1)).squeeze(1)
+    log_p = p.clamp(min=_FLT_MIN).log()
+    if backward:
+        # (1 - p)^(gamma - 1) p log p -> 0 as p -> 1, also where the power is infinite.
+        focus = torch.where(p < 1, gamma * (1 - p).pow(gamma - 1) * p * log_p, 0.0)
+        term = alpha * (focus - (1 - p).pow(gamma))
+    else:
+        term = -alpha * (1 - p).pow(gamma) * log_p
+    if weight is not None:
+        term = term * weight[label]
+    return torch.where(valid, term, torch.zeros_like(term))
+
+
+def _prepare(input: Tensor, target: Tensor, weight: Optional[Tensor], reduction: str,
+             name: str = "sigmoid_focal_loss") -> tuple[Tensor, Optional[Tensor]]:
     """Checks the operands and returns the int64 target and the weight in the input's dtype,
-    both contiguous, for the op and mmcv's `_ext` functions."""
-    _check(input, target, weight, reduction)
+    both contiguous, for the ops and mmcv's `_ext` functions."""
+    _check(input, target, weight, reduction, name)
     return target.long().contiguous(), None if weight is None else weight.to(input.dtype).contiguous()
 
 
-def _check(input: Tensor, target: Tensor, weight: Optional[Tensor], reduction: str) -> None:
+def _check(input: Tensor, target: Tensor, weight: Optional[Tensor], reduction: str, name: str) -> None:
     if not isinstance(input, Tensor) or not isinstance(target, Tensor):
-        raise TypeError("sigmoid_focal_loss(): `input` and `target` must be torch.Tensors")
+        raise TypeError(f"{name}(): `input` and `target` must be torch.Tensors")
     if input.dim() != 2:
-        raise ValueError(f"sigmoid_focal_loss(): `input` must be 2-D (N, C), got shape {tuple(input.shape)}")
+        raise ValueError(f"{name}(): `input` must be 2-D (N, C), got shape {tuple(input.shape)}")
     if input.dtype not in SUPPORTED_DTYPES:
-        raise TypeError(f"sigmoid_focal_loss(): `input` must be float16, bfloat16, float32 or float64, got {input.dtype}")
+        raise TypeError(f"{name}(): `input` must be float16, bfloat16, float32 or float64, got {input.dtype}")
     if target.dtype not in (torch.int64, torch.int32) or target.dim() != 1 or target.shape[0] != input.shape[0]:
         raise ValueError(
-            f"sigmoid_focal_loss(): `target` must be an int64 (N,) = ({input.shape[0]},) tensor of class indices, "
+            f"{name}(): `target` must be an int64 (N,) = ({input.shape[0]},) tensor of class indices, "
             f"got {target.dtype} of shape {tuple(target.shape)}"
         )
     if weight is not None and (not isinstance(weight, Tensor) or weight.shape != (input.shape[1],)):
-        raise ValueError(f"sigmoid_focal_loss(): `weight` must be a ({input.shape[1]},) tensor")
-    for name, t in (("target", target), ("weight", weight)):
+        raise ValueError(f"{name}(): `weight` must be a ({input.shape[1]},) tensor")
+    for arg, t in (("target", target), ("weight", weight)):
         if t is not None and t.device != input.device:
-            raise ValueError(f"sigmoid_focal_loss(): `{name}` is on {t.device}, `input` on {input.device}")
+            raise ValueError(f"{name}(): `{arg}` is on {t.device}, `input` on {input.device}")
     if reduction not in REDUCTIONS:
-        raise ValueError(f"sigmoid_focal_loss(): `reduction` must be one of {REDUCTIONS}, got {reduction!r}")
+        raise ValueError(f"{name}(): `reduction` must be one of {REDUCTIONS}, got {reduction!r}")
+
+
+def _check_parameters(gamma: float, alpha: float, name: str) -> None:
+    if not (math.isfinite(gamma) and gamma >= 0 and math.isfinite(alpha)):
+        raise ValueError(f"{name}(): gamma must be finite and >= 0, alpha finite; got {gamma}, {alpha}")
+
+
+def _reduce(loss: Tensor, rows: int, reduction: str) -> Tensor:
+    # mmcv's 'mean' divides the sum by the number of rows, also for the (N, C) sigmoid loss.
+    if reduction == "mean":
+        return loss.sum() / rows
+    return loss.sum() if reduction == "sum" else loss
 
 
 def sigmoid_focal_loss(
@@ -129,9 +209,35 @@ def sigmoid_focal_loss(
     keep their precision (mmcv's kernel saturates log(1 - p) at log(FLT_MIN) = -87.3).
     """
     target, weight = _prepare(input, target, weight, reduction)
-    if not (math.isfinite(gamma) and gamma >= 0 and math.isfinite(alpha)):
-        raise ValueError(f"sigmoid_focal_loss(): gamma must be finite and >= 0, alpha finite; got {gamma}, {alpha}")
+    _check_parameters(gamma, alpha, "sigmoid_focal_loss")
     loss = call(export_graph, _forward, _EagerSigmoidFocalLoss, input, target, weight, float(gamma), float(alpha))
-    if reduction == "mean":
-        return loss.sum() / input.shape[0]
-    return loss.sum() if reduction == "sum" else loss
+    return _reduce(loss, input.shape[0], reduction)
+
+
+def softmax_focal_loss(
+    input: Tensor,
+    target: Tensor,
+    gamma: float = 2.0,
+    alpha: float = 0.25,
+    weight: Optional[Tensor] = None,
+    reduction: str = "mean",
+) -> Tensor:
+    """The focal loss on softmax outputs, as mmcv's `softmax_focal_loss`.
+
+    Args:
+        input: (N, C) logits.
+        target: (N,) class indices; a row whose index is outside [0, C) costs 0 (mmcv's kernel
+            reads out of bounds there).
+        gamma, alpha: with p = softmax(input[n])[target[n]], row n costs
+            -alpha (1 - p)^gamma log p, with log p = log(max(p, FLT_MIN)) as in mmcv.
+        weight: optional (C,) weight of each row's target class.
+        reduction: 'none' (the (N,) losses), 'mean' (their mean) or 'sum'.
+
+    Differentiable with respect to `input`.
+    """
+    name = "softmax_focal_loss"
+    target, weight = _prepare(input, target, weight, reduction, name)
+    _check_parameters(gamma, alpha, name)
+    loss = call(export_graph_softmax, _softmax_forward, _EagerSoftmaxFocalLoss, input, target, weight, float(gamma),
+                float(alpha))
+    return _reduce(loss, input.shape[0], reduction)

@@ -19,6 +19,7 @@ use std::process::ExitCode;
 use cubecl::ir::{ElemType, FloatKind, StorageType};
 use cubecl::prelude::*;
 use cubeops_kernels::cuda::compile::{arch_flag, kernel_source, nvrtc, nvrtc_version, Kernel, MsdaPass};
+use cubeops_kernels::focal_loss::FocalLoss;
 use cubeops_kernels::cuda::{add_include_dirs, include_dirs};
 use cubeops_kernels::point_sample::{Interpolation, Sampling, Variant};
 
@@ -28,7 +29,7 @@ const DEFAULT_ARCHS: [u32; 7] = [75, 80, 86, 89, 90, 100, 120];
 /// (align_corners x mode x padding) x index width, then PSAMask x psa_type x pass x dtype x
 /// index width, then MSDA x pass (with its channels per thread, lanes and vector width: float4
 /// atomics from sm_90) x dtype x shape-index type (torch's int64, burn's int32) x index width,
-/// then sigmoid focal loss x weighted x pass x dtype x target type x index width.
+/// then the focal losses (sigmoid, softmax) x weighted x pass x dtype x target type x index width.
 fn variants(cc: u32) -> Vec<(Kernel, StorageType, Variant)> {
     let dtypes = [FloatKind::F16, FloatKind::BF16, FloatKind::F32, FloatKind::F64];
     let mut out = Vec::new();
@@ -79,13 +80,16 @@ fn variants(cc: u32) -> Vec<(Kernel, StorageType, Variant)> {
             }
         }
     }
-    for weighted in [false, true] {
-        for backward in [false, true] {
-            for kind in dtypes {
-                for index64 in [true, false] {
-                    for wide_index in [false, true] {
-                        let variant = Variant { sampling: Sampling::default(), channels_last: false, wide_index };
-                        out.push((Kernel::SigmoidFocal { weighted, backward, index64 }, StorageType::Scalar(ElemType::Float(kind)), variant));
+    for loss in [FocalLoss::Sigmoid, FocalLoss::Softmax] {
+        for weighted in [false, true] {
+            for backward in [false, true] {
+                for kind in dtypes {
+                    for index64 in [true, false] {
+                        for wide_index in [false, true] {
+                            let variant = Variant { sampling: Sampling::default(), channels_last: false, wide_index };
+                            let kernel = Kernel::Focal { loss, weighted, backward, index64 };
+                            out.push((kernel, StorageType::Scalar(ElemType::Float(kind)), variant));
+                        }
                     }
                 }
             }
@@ -105,10 +109,10 @@ fn label(kernel: Kernel, storage: StorageType, v: Variant) -> String {
         let (kind, pass) = (if distribute { "distribute" } else { "collect" }, if backward { "backward" } else { "forward" });
         return format!("PsaMask/{kind}/{pass}/{storage}/{}", if v.wide_index { "u64" } else { "u32" });
     }
-    if let Kernel::SigmoidFocal { weighted, backward, index64 } = kernel {
+    if let Kernel::Focal { loss, weighted, backward, index64 } = kernel {
         let (w, pass) = (if weighted { "weighted" } else { "unweighted" }, if backward { "backward" } else { "forward" });
         let (int, width) = (if index64 { "i64" } else { "i32" }, if v.wide_index { "u64" } else { "u32" });
-        return format!("SigmoidFocal/{w}/{pass}/{storage}/{int}/{width}");
+        return format!("{loss:?}Focal/{w}/{pass}/{storage}/{int}/{width}");
     }
     if let Kernel::Msda { pass, index64 } = kernel {
         let (int, width) = (if index64 { "i64" } else { "i32" }, if v.wide_index { "u64" } else { "u32" });

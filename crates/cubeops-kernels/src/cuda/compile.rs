@@ -17,7 +17,9 @@ use crate::point_sample::{
     point_sample_backward_input_ordered_kernel as bwd_input_ordered, point_sample_backward_points_kernel as bwd_points,
     point_sample_forward_kernel as fwd, GeometryArgsCompilationArg, Variant,
 };
-use crate::focal_loss::{sigmoid_focal_loss_kernel as focal, FocalArgsCompilationArg};
+use crate::focal_loss::{
+    sigmoid_focal_loss_kernel as sigmoid_focal, softmax_focal_loss_kernel as softmax_focal, FocalArgsCompilationArg, FocalLoss,
+};
 use crate::ms_deform_attn::{
     msda_backward_fused_kernel as msda_bwd_fused, msda_backward_sampling_kernel as msda_bwd_sampling, msda_backward_value_kernel as msda_bwd_value,
     msda_backward_value_ordered_kernel as msda_bwd_value_ordered, msda_dtypes,
@@ -41,9 +43,9 @@ pub enum Kernel {
     /// Multi-scale deformable attention; `index64`: the spatial shapes and level start index
     /// are int64 (torch's), else int32 (burn's). Only `wide_index` of the [`Variant`] applies.
     Msda { pass: MsdaPass, index64: bool },
-    /// Sigmoid focal loss (or its derivative, `backward`), with a per-class `weight` or not;
+    /// A focal loss (or its derivative, `backward`), with a per-class `weight` or not;
     /// `index64`: int64 targets (torch's), else int32.
-    SigmoidFocal { weighted: bool, backward: bool, index64: bool },
+    Focal { loss: FocalLoss, weighted: bool, backward: bool, index64: bool },
 }
 
 /// The MSDA kernels.
@@ -70,7 +72,7 @@ impl Kernel {
             Kernel::Msda { pass: MsdaPass::BackwardSampling, .. } => 8,
             Kernel::Msda { pass: MsdaPass::BackwardFused { .. }, .. } => 9,
             Kernel::Msda { .. } => 6,
-            Kernel::SigmoidFocal { .. } => 4,
+            Kernel::Focal { .. } => 4,
             _ => 3,
         }
     }
@@ -285,14 +287,22 @@ pub fn kernel_source<R: Runtime>(
                 ),
             }
         }
-        Kernel::SigmoidFocal { weighted, backward, index64 } => {
+        Kernel::Focal { loss, weighted, backward, index64 } => {
             let int = if index64 { IntKind::I64 } else { IntKind::I32 };
             let dtypes = [storage, accumulation_type(storage), StorageType::Scalar(ElemType::Int(int))];
-            compile_task(
-                focal::SigmoidFocalLossKernel::<R>::new(settings, client, array(), array(), array(), array(), focal_args(), weighted, backward, dtypes),
-                cc,
-                addr,
-            )
+            let [a, b, c, d] = [array(), array(), array(), array()];
+            match loss {
+                FocalLoss::Sigmoid => compile_task(
+                    sigmoid_focal::SigmoidFocalLossKernel::<R>::new(settings, client, a, b, c, d, focal_args(), weighted, backward, dtypes),
+                    cc,
+                    addr,
+                ),
+                FocalLoss::Softmax => compile_task(
+                    softmax_focal::SoftmaxFocalLossKernel::<R>::new(settings, client, a, b, c, d, focal_args(), weighted, backward, dtypes),
+                    cc,
+                    addr,
+                ),
+            }
         }
     }
 }

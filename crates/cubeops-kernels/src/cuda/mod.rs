@@ -76,8 +76,11 @@ impl LaunchGeometry for FocalGeometry {
     fn scalars(&self) -> Result<Vec<u32>, String> {
         FocalGeometry::scalars(self).map(Vec::from)
     }
-    fn threads(&self, _kernel: Kernel) -> usize {
-        FocalGeometry::threads(self)
+    fn threads(&self, kernel: Kernel) -> usize {
+        match kernel {
+            Kernel::Focal { loss, backward, .. } => FocalGeometry::threads(self, loss, backward),
+            _ => unreachable!("a focal geometry launches a focal kernel"),
+        }
     }
 }
 

@@ -1,4 +1,5 @@
-//! The sigmoid focal loss kernel: one thread per `(n, c)` element.
+//! The focal loss kernels: sigmoid (one thread per `(n, c)` element) and softmax (one thread
+//! per row forward, per element backward).
 
 use cubecl::prelude::*;
 
@@ -82,6 +83,57 @@ pub fn sigmoid_focal_loss_kernel<F: Float, A: Float, I: Int>(
     };
     if weighted && t >= 0 && t < classes as i32 {
         value *= A::cast_from(weight[t as usize]);
+    }
+    output[n * args.out_n as usize + c * args.out_c as usize] = F::cast_from(value);
+}
+
+/// Softmax focal loss on the softmax probabilities `input (N, C)` (what mmcv's `_ext` gets),
+/// with `p = input[n, t]`, `t = target[n]`, `w = weight[t]` (1 unweighted):
+/// forward, one thread per row: `out[n] = -alpha (1 - p)^gamma log p * w`; backward, one thread
+/// per element: `out[n, c] = b (delta(c, t) - input[n, c])`, the derivative of row n's loss by
+/// logit `c`, with `b = alpha (gamma (1 - p)^(gamma - 1) p log p - (1 - p)^gamma) * w`. `log p`
+/// is `log max(p, FLT_MIN)`, as mmcv's kernel. A row whose target is outside [0, C) gives 0.
+#[cube(launch, address_type = "dynamic")]
+pub fn softmax_focal_loss_kernel<F: Float, A: Float, I: Int>(
+    input: &Array<F>,
+    target: &Array<I>,
+    weight: &Array<F>,
+    output: &mut Array<F>,
+    args: &FocalArgs,
+    #[comptime] weighted: bool,
+    #[comptime] backward: bool,
+    #[define(F, A, I)] _dtypes: [StorageType; 3],
+) {
+    let classes = args.classes as usize;
+    let threads = if backward { args.n as usize * classes } else { args.n as usize };
+    if ABSOLUTE_POS >= threads {
+        terminate!();
+    }
+    let mut n = ABSOLUTE_POS;
+    let mut c = 0usize;
+    if backward {
+        n = ABSOLUTE_POS / classes;
+        c = ABSOLUTE_POS % classes;
+    }
+    let t = i32::cast_from(target[n]);
+    let mut value = A::new(0.0);
+    if t >= 0 && t < classes as i32 {
+        let gamma = A::cast_from(f32::reinterpret(args.gamma_hi)) + A::cast_from(f32::reinterpret(args.gamma_lo));
+        let alpha = A::cast_from(f32::reinterpret(args.alpha_hi)) + A::cast_from(f32::reinterpret(args.alpha_lo));
+        let p = A::cast_from(input[n * args.in_n as usize + t as usize * args.in_c as usize]);
+        let q = A::new(1.0) - p;
+        // FLT_MIN, as mmcv's kernel clamps.
+        let log_p = A::ln(A::max(p, A::new(1.175_494_4e-38)));
+        if backward {
+            let b = alpha * (gamma * pow_or_zero::<A>(q, gamma - A::new(1.0)) * p * log_p - pow_or_zero::<A>(q, gamma));
+            let own = select(c == t as usize, A::new(1.0), A::new(0.0));
+            value = b * (own - A::cast_from(input[n * args.in_n as usize + c * args.in_c as usize]));
+        } else {
+            value = -alpha * pow_or_zero::<A>(q, gamma) * log_p;
+        }
+        if weighted {
+            value *= A::cast_from(weight[t as usize]);
+        }
     }
     output[n * args.out_n as usize + c * args.out_c as usize] = F::cast_from(value);
 }

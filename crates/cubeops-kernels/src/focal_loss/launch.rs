@@ -1,12 +1,23 @@
-//! Host side of the sigmoid focal loss: geometry, variant, launcher generic over the runtime.
+//! Host side of the focal losses: geometry, variant, launcher generic over the runtime.
 
 use cubecl::prelude::*;
 use cubecl::{calculate_cube_count_elemwise, CubeDim};
 
-use super::kernel::{sigmoid_focal_loss_kernel, FocalArgsLaunch};
+use super::kernel::{sigmoid_focal_loss_kernel, softmax_focal_loss_kernel, FocalArgsLaunch};
 use crate::point_sample::accumulation_type;
 
-/// One launch: `(n, classes)` logits and output with their strides, and the loss parameters.
+/// Which focal loss.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum FocalLoss {
+    /// Elementwise on logits: `(N, C)` loss or derivative.
+    #[default]
+    Sigmoid,
+    /// On softmax probabilities: `(N,)` loss, `(N, C)` derivative by the logits.
+    Softmax,
+}
+
+/// One launch: `(n, classes)` input and the output with their strides (the output's class
+/// stride is unused for the softmax loss's `(N,)` output), and the loss parameters.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct FocalGeometry {
     pub n: usize,
@@ -37,8 +48,12 @@ impl FocalGeometry {
         ])
     }
 
-    pub fn threads(&self) -> usize {
-        self.n * self.classes
+    /// One thread per element, but per row for the softmax loss's forward.
+    pub fn threads(&self, loss: FocalLoss, backward: bool) -> usize {
+        match (loss, backward) {
+            (FocalLoss::Softmax, false) => self.n,
+            _ => self.n * self.classes,
+        }
     }
 }
 
@@ -51,6 +66,7 @@ fn split(x: f64) -> (u32, u32) {
 /// The compile-time choices of a launch besides the dtypes.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct FocalVariant {
+    pub loss: FocalLoss,
     /// A per-class weight array is given.
     pub weighted: bool,
     /// d loss / d logit instead of the loss.
@@ -58,10 +74,10 @@ pub struct FocalVariant {
     pub wide_index: bool,
 }
 
-/// `output (N, C)`: the elementwise loss, or its derivative by the logits. `index` is the
-/// integer type of `target (N,)`; `weight (C,)` is read only when `variant.weighted`.
-#[allow(clippy::too_many_arguments)]
-pub fn launch_sigmoid_focal_loss<R: Runtime>(
+/// The loss (sigmoid: `(N, C)`, softmax: `(N,)`) or its `(N, C)` derivative by the logits, into
+/// `output`. `index` is the integer type of `target (N,)`; `weight (C,)` is read only when
+/// `variant.weighted`.
+pub fn launch_focal_loss<R: Runtime>(
     client: &ComputeClient<R>,
     geo: &FocalGeometry,
     variant: FocalVariant,
@@ -69,7 +85,7 @@ pub fn launch_sigmoid_focal_loss<R: Runtime>(
     index: StorageType,
     [input, target, weight, output]: [ArrayArg<R>; 4],
 ) {
-    let threads = geo.threads();
+    let threads = geo.threads(variant.loss, variant.backward);
     if threads == 0 {
         return;
     }
@@ -79,7 +95,13 @@ pub fn launch_sigmoid_focal_loss<R: Runtime>(
     let count = calculate_cube_count_elemwise(client, threads, cube_dim);
     let addr = crate::address_type(variant.wide_index);
     let dtypes = [storage, accumulation_type(storage), index];
-    sigmoid_focal_loss_kernel::launch::<R>(
-        client, count, cube_dim, addr, input, target, weight, output, args, variant.weighted, variant.backward, dtypes,
-    );
+    let (weighted, backward) = (variant.weighted, variant.backward);
+    match variant.loss {
+        FocalLoss::Sigmoid => sigmoid_focal_loss_kernel::launch::<R>(
+            client, count, cube_dim, addr, input, target, weight, output, args, weighted, backward, dtypes,
+        ),
+        FocalLoss::Softmax => softmax_focal_loss_kernel::launch::<R>(
+            client, count, cube_dim, addr, input, target, weight, output, args, weighted, backward, dtypes,
+        ),
+    }
 }

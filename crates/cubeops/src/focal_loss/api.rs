@@ -34,6 +34,59 @@ pub fn sigmoid_focal_loss<B: FocalLossBackend>(
     weight: Option<Tensor<B, 1>>,
     options: FocalLossOptions,
 ) -> Result<Tensor<B, 2>, OpError> {
+    check(&input, &target, weight.as_ref(), options)?;
+    let loss = B::sigmoid_focal_loss(
+        input.into_primitive().tensor(),
+        target.into_primitive(),
+        weight.map(|w| w.into_primitive().tensor()),
+        options,
+    );
+    Ok(Tensor::from_primitive(TensorPrimitive::Float(loss)))
+}
+
+/// mmcv's `softmax_focal_loss(input, target, gamma, alpha, weight, reduction='none')`: for
+/// logits `input (N, C)` and class indices `target (N,)`, with `p = softmax(input[n])[target[n]]`,
+/// row n's loss is `-alpha (1 - p)^gamma log p`, times `weight[target[n]]` when a `(C,)` weight
+/// is given; a row whose target is outside [0, C) costs 0 (mmcv reads out of bounds there).
+/// `log p` is `log max(p, FLT_MIN)`, as mmcv. Returns the `(N,)` losses; gradients flow to
+/// `input` under `Autodiff<B>`.
+///
+/// ```
+/// use burn::backend::NdArray;
+/// use burn::tensor::{Int, Tensor};
+/// use cubeops::focal_loss::{softmax_focal_loss, FocalLossOptions};
+///
+/// let device = Default::default();
+/// let logits = Tensor::<NdArray, 2>::from_floats([[0.0, 0.0], [0.0, 0.0]], &device);
+/// let target = Tensor::<NdArray, 1, Int>::from_ints([1, -1], &device);
+/// let loss = softmax_focal_loss(logits, target, None, FocalLossOptions { gamma: 0.0, alpha: 1.0 }).unwrap();
+/// // p = 0.5: cross-entropy ln 2; the row without a class costs nothing.
+/// let loss = loss.into_data().to_vec::<f32>().unwrap();
+/// assert!((loss[0] - 2f32.ln()).abs() < 1e-6 && loss[1] == 0.0);
+/// ```
+pub fn softmax_focal_loss<B: FocalLossBackend>(
+    input: Tensor<B, 2>,
+    target: Tensor<B, 1, Int>,
+    weight: Option<Tensor<B, 1>>,
+    options: FocalLossOptions,
+) -> Result<Tensor<B, 1>, OpError> {
+    check(&input, &target, weight.as_ref(), options)?;
+    let loss = B::softmax_focal_loss(
+        input.into_primitive().tensor(),
+        target.into_primitive(),
+        weight.map(|w| w.into_primitive().tensor()),
+        options,
+    );
+    Ok(Tensor::from_primitive(TensorPrimitive::Float(loss)))
+}
+
+/// What both losses require of their arguments.
+fn check<B: FocalLossBackend>(
+    input: &Tensor<B, 2>,
+    target: &Tensor<B, 1, Int>,
+    weight: Option<&Tensor<B, 1>>,
+    options: FocalLossOptions,
+) -> Result<(), OpError> {
     let [n, c] = input.dims();
     if target.dims() != [n] {
         return Err(OpError::Shape { arg: "target", message: format!("must be ({n},) for {n} rows, got {:?}", target.dims()) });
@@ -42,7 +95,7 @@ pub fn sigmoid_focal_loss<B: FocalLossBackend>(
     if !matches!(dtype, DType::F64 | DType::F32 | DType::F16 | DType::BF16) {
         return Err(OpError::DType { arg: "input", message: format!("unsupported dtype {dtype:?}") });
     }
-    if let Some(w) = &weight {
+    if let Some(w) = weight {
         if w.dims() != [c] {
             return Err(OpError::Shape { arg: "weight", message: format!("must be ({c},) for {c} classes, got {:?}", w.dims()) });
         }
@@ -51,17 +104,11 @@ pub fn sigmoid_focal_loss<B: FocalLossBackend>(
         }
     }
     let device = input.device();
-    if target.device() != device || weight.as_ref().is_some_and(|w| w.device() != device) {
+    if target.device() != device || weight.is_some_and(|w| w.device() != device) {
         return Err(OpError::Device { arg: "target", message: "`input`, `target` and `weight` must be on one device".into() });
     }
     if !(options.gamma >= 0.0 && options.gamma.is_finite() && options.alpha.is_finite()) {
         return Err(OpError::Shape { arg: "gamma", message: format!("gamma must be finite and >= 0 and alpha finite, got {options:?}") });
     }
-    let loss = B::sigmoid_focal_loss(
-        input.into_primitive().tensor(),
-        target.into_primitive(),
-        weight.map(|w| w.into_primitive().tensor()),
-        options,
-    );
-    Ok(Tensor::from_primitive(TensorPrimitive::Float(loss)))
+    Ok(())
 }

@@ -6,8 +6,9 @@ use burn::tensor::ops::{FloatTensor, IntTensor};
 
 use super::{composite, FocalLossOptions};
 
-/// A burn backend that can run the sigmoid focal loss. Arguments are validated by
-/// [`sigmoid_focal_loss`](super::sigmoid_focal_loss): `input (N, C)`, `target (N,)`,
+/// A burn backend that can run the focal losses. Arguments are validated by
+/// [`sigmoid_focal_loss`](super::sigmoid_focal_loss) and
+/// [`softmax_focal_loss`](super::softmax_focal_loss): logits `input (N, C)`, `target (N,)`,
 /// `weight (C,)` of the input's dtype.
 pub trait FocalLossBackend: Backend {
     /// The `(N, C)` elementwise loss.
@@ -18,6 +19,16 @@ pub trait FocalLossBackend: Backend {
     /// `(N, C)` derivative of the elementwise loss by the logits.
     fn sigmoid_focal_loss_grad(input: FloatTensor<Self>, target: IntTensor<Self>, weight: Option<FloatTensor<Self>>, options: FocalLossOptions) -> FloatTensor<Self> {
         composite::sigmoid_focal_loss::<Self>(input, target, weight, options, true)
+    }
+
+    /// The `(N,)` softmax focal loss of each row.
+    fn softmax_focal_loss(input: FloatTensor<Self>, target: IntTensor<Self>, weight: Option<FloatTensor<Self>>, options: FocalLossOptions) -> FloatTensor<Self> {
+        composite::softmax_focal_loss::<Self>(input, target, weight, options, false)
+    }
+
+    /// `(N, C)` derivative of each row's softmax focal loss by its logits.
+    fn softmax_focal_loss_grad(input: FloatTensor<Self>, target: IntTensor<Self>, weight: Option<FloatTensor<Self>>, options: FocalLossOptions) -> FloatTensor<Self> {
+        composite::softmax_focal_loss::<Self>(input, target, weight, options, true)
     }
 }
 
