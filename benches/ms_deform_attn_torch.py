@@ -7,8 +7,10 @@ Shapes: Deformable DETR's encoder (4 levels of a 800x1200 image at strides 8-64,
 M = 8, D = 32, P = 4), Mask2Former's pixel decoder (512x512 image: 3 levels, S = Lq = 5376),
 BEVFormer-like spatial cross-attention (6 cameras, 4 levels of 928x1600 at strides 8-64, 9000
 queries per camera, P = 8). Forward and forward+backward (all three gradients), float32 and
-bfloat16; medians of CUDA-event timings (back-to-back calls), peak memory of one
-forward+backward; speed-ups are other / cubeops (> 1: cubeops faster).
+bfloat16; medians of CUDA-event timings (back-to-back calls; the gradients stored anew each
+call, as after optimizer.zero_grad()), the host time of one forward+backward (not waiting for
+the GPU), peak memory of one forward+backward; speed-ups are other / cubeops (> 1: cubeops
+faster).
 
     python benches/ms_deform_attn_torch.py [--original DIR] [--out target/bench]
     python benches/ms_deform_attn_torch.py --smoke --device cpu --out target/bench-smoke
@@ -19,6 +21,7 @@ import csv
 import importlib
 import statistics
 import sys
+import time
 from pathlib import Path
 
 import torch
@@ -91,8 +94,20 @@ def problem(shape, device, dtype, seed=0):
     return value, shapes, starts, locations, weights, grad
 
 
+def host_seconds_per_call(fn, batch, cuda):
+    """Host time of `batch` calls, not waiting for the GPU (then draining it)."""
+    start = time.perf_counter()
+    for _ in range(batch):
+        fn()
+    seconds = (time.perf_counter() - start) / batch
+    if cuda:
+        torch.cuda.synchronize()
+    return seconds
+
+
 def measure(fn, args, grad, cuda, repeat, batch):
-    """(forward ms, forward+backward ms, peak MiB of one forward+backward)."""
+    """(forward ms, forward+backward ms, host ms of one forward+backward, peak MiB of one
+    forward+backward)."""
     value, shapes, starts, locations, weights = args
     leaves = [t.detach().requires_grad_() for t in (value, locations, weights)]
 
@@ -101,11 +116,16 @@ def measure(fn, args, grad, cuda, repeat, batch):
             fn(value, shapes, starts, locations, weights)
 
     def both():
+        # As a training step after optimizer.zero_grad() (set_to_none): the gradients are
+        # stored, not added to the last step's.
+        for t in leaves:
+            t.grad = None
         fn(leaves[0], shapes, starts, leaves[1], leaves[2]).backward(grad)
 
     both()  # compile / warm up
     fwd = statistics.median(seconds_per_call(forward, batch, cuda) for _ in range(repeat)) * 1e3
     fb = statistics.median(seconds_per_call(both, batch, cuda) for _ in range(repeat)) * 1e3
+    host = statistics.median(host_seconds_per_call(both, batch, cuda) for _ in range(repeat)) * 1e3
     peak = float("nan")
     if cuda:
         torch.cuda.synchronize()
@@ -114,7 +134,28 @@ def measure(fn, args, grad, cuda, repeat, batch):
         both()
         torch.cuda.synchronize()
         peak = (torch.cuda.max_memory_allocated() - base) / 2**20
-    return fwd, fb, peak
+    return fwd, fb, host, peak
+
+
+def profile(fn, args, grad, name, steps=10):
+    """torch.profiler table of `steps` forward+backward calls: where GPU and host time go."""
+    value, shapes, starts, locations, weights = args
+    leaves = [t.detach().requires_grad_() for t in (value, locations, weights)]
+    def both():
+        for t in leaves:
+            t.grad = None
+        fn(leaves[0], shapes, starts, leaves[1], leaves[2]).backward(grad)
+
+    for _ in range(3):
+        both()
+    torch.cuda.synchronize()
+    activities = [torch.profiler.ProfilerActivity.CPU, torch.profiler.ProfilerActivity.CUDA]
+    with torch.profiler.profile(activities=activities) as prof:
+        for _ in range(steps):
+            both()
+        torch.cuda.synchronize()
+    print(f"--- profile: {name}, {steps} x forward+backward")
+    print(prof.key_averages().table(sort_by="cuda_time_total", row_limit=12, max_name_column_width=60), flush=True)
 
 
 def main(argv=None):
@@ -125,6 +166,9 @@ def main(argv=None):
     parser.add_argument("--repeat", type=int, default=None, help="samples per measurement (default 15, smoke 2)")
     parser.add_argument("--batch", type=int, default=None, help="back-to-back calls per sample (default 5, smoke 1)")
     parser.add_argument("--out", default="target/bench", help="directory for ms_deform_attn.csv")
+    parser.add_argument("--shapes", default=None, help="comma-separated shape names to run (default: all)")
+    parser.add_argument("--dtypes", default="float32,bfloat16", help="comma-separated dtypes (default: float32,bfloat16)")
+    parser.add_argument("--profile", action="store_true", help="also print a torch.profiler table of cubeops per row (CUDA)")
     args = parser.parse_args(argv)
     device = torch.device(args.device)
     cuda = device.type == "cuda"
@@ -134,16 +178,23 @@ def main(argv=None):
         sys.path.insert(0, args.original)
         impls["original"] = original_msda(importlib.import_module("MultiScaleDeformableAttention"))
     rows = []
-    for name, shape in (SMOKE if args.smoke else FULL).items():
-        for dtype in (torch.float32, torch.bfloat16):
+    shapes = SMOKE if args.smoke else FULL
+    wanted = args.shapes.split(",") if args.shapes else list(shapes)
+    for name in wanted:
+        if name not in shapes:
+            parser.error(f"unknown shape {name!r}: choose from {', '.join(shapes)}")
+    for name, shape in ((n, shapes[n]) for n in wanted):
+        for dtype in (getattr(torch, d) for d in args.dtypes.split(",")):
             *operands, grad = problem(shape, device, dtype)
             row = {"shape": name, "dtype": str(dtype).removeprefix("torch."), "S": operands[0].shape[1],
                    "Lq": operands[3].shape[1]}
             for impl, fn in impls.items():
                 if impl == "original" and dtype != torch.float32:
                     continue  # Deformable-DETR's kernel is float32/float64 only
-                fwd, fb, peak = measure(fn, operands, grad, cuda, repeat, batch)
-                row.update({f"{impl}_fwd_ms": fwd, f"{impl}_fb_ms": fb, f"{impl}_peak_mib": peak})
+                fwd, fb, host, peak = measure(fn, operands, grad, cuda, repeat, batch)
+                row.update({f"{impl}_fwd_ms": fwd, f"{impl}_fb_ms": fb, f"{impl}_host_fb_ms": host, f"{impl}_peak_mib": peak})
+            if args.profile and cuda:
+                profile(impls["cubeops"], operands, grad, f"{name} {row['dtype']}")
             for impl in impls:
                 if f"{impl}_fb_ms" in row and impl != "cubeops":
                     row[f"speedup_fwd_vs_{impl}"] = row[f"{impl}_fwd_ms"] / row["cubeops_fwd_ms"]

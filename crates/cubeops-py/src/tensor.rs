@@ -14,6 +14,15 @@ pub enum DType {
 }
 
 impl DType {
+    /// Bytes per element.
+    pub fn size(self) -> usize {
+        match self {
+            DType::F16 | DType::BF16 => 2,
+            DType::F32 => 4,
+            DType::F64 => 8,
+        }
+    }
+
     fn parse(name: &str, arg: &str) -> PyResult<Self> {
         match name {
             "float16" => Ok(DType::F16),

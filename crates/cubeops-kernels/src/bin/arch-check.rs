@@ -58,7 +58,7 @@ fn variants(cc: u32) -> Vec<(Kernel, StorageType, Variant)> {
             }
         }
     }
-    let forward = [1, 2, 4].map(|per_thread| MsdaPass::Forward { per_thread });
+    let forward = [1, 4].into_iter().flat_map(|vector| [1, 2, 4].map(move |per_thread| MsdaPass::Forward { per_thread, vector }));
     let passes = [MsdaPass::BackwardValue, MsdaPass::BackwardValueOrdered, MsdaPass::BackwardSampling];
     // The fused backward's scalar adds (8..32 lanes), and from sm_90 its float4 adds (1..32
     // lanes: D = 4 ... >= 128) for float32 accumulation.
@@ -69,7 +69,8 @@ fn variants(cc: u32) -> Vec<(Kernel, StorageType, Variant)> {
     let vector4 = if cc >= 90 { fused(4, &[1, 2, 4, 8, 16, 32]).collect() } else { Vec::new() };
     for pass in forward.into_iter().chain(passes).chain(fused(1, &[8, 16, 32])).chain(vector4) {
         for kind in dtypes {
-            if matches!(pass, MsdaPass::BackwardFused { vector: 4, .. }) && kind == FloatKind::F64 {
+            let vector4 = matches!(pass, MsdaPass::BackwardFused { vector: 4, .. } | MsdaPass::Forward { vector: 4, .. });
+            if vector4 && kind == FloatKind::F64 {
                 continue;
             }
             for index64 in [true, false] {

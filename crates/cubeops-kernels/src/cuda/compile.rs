@@ -51,8 +51,9 @@ pub enum Kernel {
 /// The MSDA kernels.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum MsdaPass {
-    /// `per_thread` channels per thread (see [`crate::ms_deform_attn::forward_per_thread`]).
-    Forward { per_thread: u32 },
+    /// `per_thread` units of `vector` channels per thread (see
+    /// [`crate::ms_deform_attn::forward_per_thread`], [`crate::ms_deform_attn::vector_width`]).
+    Forward { per_thread: u32, vector: u32 },
     BackwardValue,
     /// The deterministic backward to the value (no atomics).
     BackwardValueOrdered,
@@ -253,8 +254,10 @@ pub fn kernel_source<R: Runtime>(
             let dtypes = msda_dtypes(storage, StorageType::Scalar(ElemType::Int(int)));
             let a = array;
             match pass {
-                MsdaPass::Forward { per_thread } => compile_task(
-                    msda_fwd::MsdaForwardKernel::<R>::new(settings, client, a(), a(), a(), a(), a(), a(), msda_geometry(), per_thread, dtypes),
+                MsdaPass::Forward { per_thread, vector } => compile_task(
+                    msda_fwd::MsdaForwardKernel::<R>::new(
+                        settings, client, a(), a(), a(), a(), a(), a(), msda_geometry(), vector as usize, per_thread, dtypes,
+                    ),
                     cc,
                     addr,
                 ),

@@ -65,7 +65,7 @@ impl LaunchGeometry for MsdaGeometry {
         match kernel {
             Kernel::Msda { pass: MsdaPass::BackwardSampling, .. } => self.sampling_points(),
             Kernel::Msda { pass: MsdaPass::BackwardFused { lanes, .. }, .. } => self.group_threads(lanes),
-            Kernel::Msda { pass: MsdaPass::Forward { per_thread }, .. } => self.forward_threads(per_thread),
+            Kernel::Msda { pass: MsdaPass::Forward { per_thread, vector }, .. } => self.forward_threads(per_thread, vector as usize),
             Kernel::Msda { pass: MsdaPass::BackwardValueOrdered, .. } => self.ordered_threads(),
             _ => self.output_elements(),
         }

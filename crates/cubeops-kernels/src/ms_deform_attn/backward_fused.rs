@@ -3,7 +3,8 @@
 use cubecl::prelude::*;
 
 use super::geometry::{level, locate, location_index, weight_index, MsdaGeometryArgs};
-use crate::point_sample::read_corners;
+use super::forward::read_vector;
+use crate::point_sample::Corners;
 
 /// The three gradients of one pass over the sampling points, for `grad_output (N, Lq, M, D)`:
 /// `grad_value[n, key(corner), m, d] += attn * corner weight * g` (when `scatter`), and per
@@ -11,9 +12,11 @@ use crate::point_sample::read_corners;
 ///
 /// A group of `lanes` threads (a power of two, at most the plane size) serves one `(n, q, m)`:
 /// thread `i` takes units `i, i + lanes, ...` of `N` neighbouring channels (`N` divides D), so
-/// neighbouring threads read neighbouring channels of the same cells, as in the forward, and
-/// add into the value's gradient one vector of `N` per corner (`red.global.add.v4.f32` on
-/// sm_90+; `N = 1` elsewhere). Each point is located and its value cells
+/// neighbouring threads read neighbouring channels of the same cells, as in the forward: it
+/// reads each corner and the output gradient as one vector of `N`, and adds into the value's
+/// gradient one vector of `N` per corner (`red.global.add.v4.f32` on sm_90+; `N = 1`
+/// elsewhere). For `N > 1` the value and `grad_output` have unit channel stride and their
+/// other strides and offsets are multiples of `N` ([`super::vector_width`]). Each point is located and its value cells
 /// read once for all three gradients; the channel sums are reduced across the group with
 /// plane shuffles, and the group's first thread writes them (no atomics there).
 ///
@@ -24,8 +27,8 @@ use crate::point_sample::read_corners;
 #[cube(launch, address_type = "dynamic")]
 #[allow(clippy::too_many_arguments)]
 pub fn msda_backward_fused_kernel<F: Float, A: Float, I: Int, N: Size>(
-    grad_output: &Array<F>,
-    value: &Array<F>,
+    grad_output: &Array<Vector<F, N>>,
+    value: &Array<Vector<F, N>>,
     shapes: &Array<I>,
     starts: &Array<I>,
     locations: &Array<F>,
@@ -77,15 +80,20 @@ pub fn msda_backward_fused_kernel<F: Float, A: Float, I: Int, N: Size>(
                 let unit = lane + k * width;
                 if active && unit < units {
                     let d0 = unit * vec;
+                    let at = base + d0 * geo.value_d as usize;
+                    let nw = read_vector::<F, A, N>(value, at + fp.off_y0 + fp.off_x0, nw_in);
+                    let ne = read_vector::<F, A, N>(value, at + fp.off_y0 + fp.off_x1, ne_in);
+                    let sw = read_vector::<F, A, N>(value, at + fp.off_y1 + fp.off_x0, sw_in);
+                    let se = read_vector::<F, A, N>(value, at + fp.off_y1 + fp.off_x1, se_in);
+                    let grads = Vector::<A, N>::cast_from(grad_output[(out_base + d0 * geo.out_d as usize) / vec]);
                     let mut add_nw = Vector::<A, N>::empty();
                     let mut add_ne = Vector::<A, N>::empty();
                     let mut add_sw = Vector::<A, N>::empty();
                     let mut add_se = Vector::<A, N>::empty();
                     #[unroll]
                     for j in 0..vec {
-                        let d = d0 + j;
-                        let cells = read_corners::<F, A>(value, base + d * geo.value_d as usize, &fp);
-                        let grad = A::cast_from(grad_output[out_base + d * geo.out_d as usize]);
+                        let cells = Corners::<A> { nw: nw[j], ne: ne[j], sw: sw[j], se: se[j] };
+                        let grad = grads[j];
                         let (dx, dy) = cells.gradient(&fp);
                         gw += grad * cells.interpolate(&fp);
                         gx += grad * dx;

@@ -67,9 +67,9 @@ impl MsdaGeometry {
         self.n * self.num_queries * self.num_heads * self.num_levels * self.num_points
     }
 
-    /// Threads of the forward kernel: `ceil(D / per_thread)` per `(n, q, m)`.
-    pub fn forward_threads(&self, per_thread: u32) -> usize {
-        self.n * self.num_queries * self.num_heads * self.channels.div_ceil(per_thread as usize)
+    /// Threads of the forward kernel: `ceil(D / (vector * per_thread))` per `(n, q, m)`.
+    pub fn forward_threads(&self, per_thread: u32, vector: usize) -> usize {
+        self.n * self.num_queries * self.num_heads * (self.channels / vector).div_ceil(per_thread as usize)
     }
 
     /// Threads of the fused backward kernel: `lanes` per `(n, q, m)`.
@@ -78,10 +78,32 @@ impl MsdaGeometry {
     }
 }
 
-/// Channels per thread of the forward for `channels` channels: up to 4, so each point is
-/// located once per 4 channels, while 8 or more threads still share a point's cells.
-pub fn forward_per_thread(channels: usize) -> u32 {
-    (channels / 8).clamp(1, 4) as u32
+/// Units of `vector` channels per thread of the forward for `channels` channels. Scalar: up
+/// to 4, so each point is located once per 4 channels while 8 or more threads still share a
+/// point's cells. Vectors of 4: 2 for D = 32 (4 threads of 8 channels per point), up to 4.
+pub fn forward_per_thread(channels: usize, vector: usize) -> u32 {
+    if vector == 1 {
+        (channels / 8).clamp(1, 4) as u32
+    } else {
+        (channels / vector / 4).clamp(1, 4) as u32
+    }
+}
+
+/// The vector width (4, else 1) in which the forward reads the value and writes the output,
+/// given D, the storage's size in bytes and each of the two tensors' byte address and
+/// element strides (channels last): 4 needs D a multiple of 4, channels at unit stride,
+/// every other stride a multiple of 4 and each base address on a whole vector; f64 stays
+/// scalar (vectors of 32 bytes do not exist).
+pub fn vector_width(channels: usize, elem_bytes: usize, tensors: &[(u64, &[usize])]) -> usize {
+    let fits = |&(address, strides): &(u64, &[usize])| {
+        let (last, outer) = strides.split_last().map_or((0, &[][..]), |(l, o)| (*l, o));
+        last == 1 && outer.iter().all(|s| s % 4 == 0) && address % (4 * elem_bytes as u64) == 0
+    };
+    if channels % 4 == 0 && elem_bytes <= 4 && tensors.iter().all(fits) {
+        4
+    } else {
+        1
+    }
 }
 
 /// Threads per `(n, q, m)` group of the fused backward for `channels` channels added in
@@ -135,7 +157,8 @@ fn grid<R: Runtime>(client: &ComputeClient<R>, threads: usize) -> (CubeCount, Cu
 }
 
 /// `output (N, Lq, M, D)`. `index` is the integer type of `shapes` `(L, 2)` and `starts`
-/// `(L,)`, both contiguous. The geometry must fit `u32` ([`MsdaGeometry::scalars`] is `Ok`).
+/// `(L,)`, both contiguous. The geometry must fit `u32` ([`MsdaGeometry::scalars`] is `Ok`);
+/// value and output are read and written in vectors of `vector` ([`vector_width`]).
 #[allow(clippy::too_many_arguments)]
 pub fn launch_forward<R: Runtime>(
     client: &ComputeClient<R>,
@@ -143,17 +166,18 @@ pub fn launch_forward<R: Runtime>(
     variant: MsdaVariant,
     storage: StorageType,
     index: StorageType,
+    vector: usize,
     [value, shapes, starts, locations, weights, output]: [ArrayArg<R>; 6],
 ) {
-    let per_thread = forward_per_thread(geo.channels);
-    let threads = geo.forward_threads(per_thread);
+    let per_thread = forward_per_thread(geo.channels, vector);
+    let threads = geo.forward_threads(per_thread, vector);
     if threads == 0 {
         return;
     }
     let (count, cube_dim) = grid(client, threads);
     let addr = crate::address_type(variant.wide_index);
     msda_forward_kernel::launch::<R>(
-        client, count, cube_dim, addr, value, shapes, starts, locations, weights, output, geo.launch_arg(), per_thread,
+        client, count, cube_dim, addr, vector, value, shapes, starts, locations, weights, output, geo.launch_arg(), per_thread,
         msda_dtypes(storage, index),
     );
 }

@@ -21,6 +21,6 @@ pub use backward_value_ordered::msda_backward_value_ordered_kernel;
 pub use forward::msda_forward_kernel;
 pub use geometry::{MsdaGeometryArgs, MsdaGeometryArgsCompilationArg, MsdaGeometryArgsLaunch, MSDA_SAMPLING};
 pub use launch::{
-    forward_per_thread, fused_lanes, fused_vector, launch_backward_fused, launch_backward_sampling, launch_backward_value, launch_forward, msda_dtypes,
+    forward_per_thread, vector_width, fused_lanes, fused_vector, launch_backward_fused, launch_backward_sampling, launch_backward_value, launch_forward, msda_dtypes,
     supports_fused_backward, supports_vector_add, MsdaGeometry, MsdaVariant,
 };

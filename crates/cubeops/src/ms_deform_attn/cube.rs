@@ -7,13 +7,13 @@ use burn_cubecl::ops::numeric::{empty_device_contiguous_dtype, zeros_client};
 use burn_cubecl::tensor::CubeTensor;
 use burn_cubecl::{BoolElement, CubeBackend, CubeRuntime, FloatElement, IntElement};
 use cubeops_kernels::ms_deform_attn::{
-    fused_lanes, fused_vector, launch_backward_fused, launch_backward_sampling, launch_backward_value, launch_forward,
+    vector_width, fused_lanes, fused_vector, launch_backward_fused, launch_backward_sampling, launch_backward_value, launch_forward,
     supports_fused_backward, supports_vector_add, MsdaGeometry, MsdaVariant,
 };
 use cubeops_kernels::point_sample::{accumulation_type, supports_atomic_add};
 
 use super::{composite, MsDeformAttnBackend, MsdaGrads};
-use crate::cube_args::{array, strides, wide_index};
+use crate::cube_args::{array, byte_offset, strides, vectors, wide_index};
 
 /// Launch geometry; `value_like` is the `(N, S, M, D)` tensor the kernel indexes (the value,
 /// or the value-gradient buffer) and `out` the `(N, Lq, M, D)` one (output or its gradient).
@@ -65,8 +65,10 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> MsDeformAt
         }
         let (shapes, starts) = index_arrays::<R, F, I, BT>(&value, &levels);
         let variant = MsdaVariant { wide_index: wide_index(&[&value, &locations, &weights, &output]) };
-        let arrays = [array(&value), array(&shapes), array(&starts), array(&locations), array(&weights), array(&output)];
-        launch_forward::<R>(&output.client, &geo, variant, value.dtype.into(), shapes.dtype.into(), arrays);
+        let layouts = [(byte_offset(&value), strides::<R, 4>(&value)), (byte_offset(&output), strides::<R, 4>(&output))];
+        let vector = vector_width(d, value.dtype.size(), &layouts.each_ref().map(|(a, s)| (*a, &s[..])));
+        let arrays = [vectors(&value, vector), array(&shapes), array(&starts), array(&locations), array(&weights), vectors(&output, vector)];
+        launch_forward::<R>(&output.client, &geo, variant, value.dtype.into(), shapes.dtype.into(), vector, arrays);
         output
     }
 
@@ -98,14 +100,16 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> MsDeformAt
         let (go, sh, st, lo, we) = (array(&grad_output), array(&shapes), array(&starts), array(&locations), array(&weights));
         // Without atomic float adds (f64 on many wgpu devices) the deterministic kernel needs none.
         let ordered = !supports_atomic_add(&value.client, accumulation_type(storage));
-        let vector = fused_vector(d, supports_vector_add(client, accumulation_type(storage)));
+        let layouts = [(byte_offset(&value), strides::<R, 4>(&value)), (byte_offset(&grad_output), strides::<R, 4>(&grad_output))];
+        let loads = vector_width(d, value.dtype.size(), &layouts.each_ref().map(|(a, s)| (*a, &s[..])));
+        let vector = fused_vector(d, loads == 4 && supports_vector_add(client, accumulation_type(storage)));
         // The fused kernel indexes the value's gradient as contiguous; burn-cuda pads rows of
         // D elements to 16 bytes (D = 5 -> 8), which the two-kernel path below handles.
         let contiguous = strides::<R, 4>(&grad_value) == [s * m * d, m * d, d, 1];
         if !ordered && contiguous && supports_fused_backward(client, fused_lanes(d, vector)) {
             let arrays = [
-                go,
-                array(&value),
+                vectors(&grad_output, vector),
+                vectors(&value, vector),
                 sh,
                 st,
                 lo,
