@@ -1,5 +1,6 @@
 """Host time per call of each step of cubeops' eager CUDA path, next to grid_sample's, on a
-tiny problem (where the host, not the GPU, sets the pace). Diagnostic, not a test:
+tiny problem (where the host, not the GPU, sets the pace); then the same for
+ms_deform_attn in float32 and bfloat16. Diagnostic, not a test:
 
     python benches/host_overhead.py
 """
@@ -60,5 +61,40 @@ def main():
         print(f"{name:>42}: {per_call_us(fn):7.1f} us")
 
 
+def msda(dtype):
+    dev = torch.device("cuda")
+    shapes = torch.tensor([[8, 8], [4, 4]], device=dev)
+    starts = torch.tensor([0, 64], device=dev)
+    v = torch.randn(1, 80, 8, 32, device=dev, dtype=dtype, requires_grad=True)
+    loc = torch.rand(1, 80, 8, 2, 4, 2, device=dev, dtype=dtype, requires_grad=True)
+    w = torch.rand(1, 80, 8, 2, 4, device=dev, dtype=dtype, requires_grad=True)
+    out = cubeops.ms_deform_attn(v, shapes, starts, loc, w)
+    g = torch.randn_like(out)
+    acc = torch.zeros(v.shape, device=dev)
+    gl, gw = torch.empty_like(loc), torch.empty_like(w)
+    s = stream(v)
+    from cubeops._bridge import describe_index
+    d_sh, d_st = describe_index(shapes), describe_index(starts)
+    d_v, d_l, d_w, d_g, d_acc, d_gl, d_gw = map(describe, (v, loc, w, g.view(1, 80, 8, 32), acc, gl, gw))
+    d_out = describe(out.view(1, 80, 8, 32))
+    steps = {
+        "torch.zeros (f32 value-gradient buffer)": lambda: torch.zeros(v.shape, device=dev),
+        "cast of that buffer to the value's dtype": lambda: acc.to(dtype),
+        "native forward (launch only)": lambda: _native.ms_deform_attn_forward(d_v, d_sh, d_st, d_l, d_w, d_out, s),
+        "native backward, fused (launch only)": lambda: _native.ms_deform_attn_backward(
+            d_g, d_v, d_sh, d_st, d_l, d_w, d_acc, d_gl, d_gw, False, s),
+        "cubeops.ms_deform_attn, no grad": lambda: cubeops.ms_deform_attn(
+            v.detach(), shapes, starts, loc.detach(), w.detach()),
+        "cubeops.ms_deform_attn, with graph": lambda: cubeops.ms_deform_attn(v, shapes, starts, loc, w),
+        "cubeops forward + backward": lambda: torch.autograd.grad(
+            cubeops.ms_deform_attn(v, shapes, starts, loc, w), (v, loc, w), g),
+    }
+    print(f"ms_deform_attn {str(dtype).removeprefix('torch.')}: host us per call, value (1, 80, 8, 32), 2 levels, Lq 80, P 4")
+    for name, fn in steps.items():
+        print(f"{name:>42}: {per_call_us(fn, n=1000):7.1f} us")
+
+
 if __name__ == "__main__":
     main()
+    for dtype in (torch.float32, torch.bfloat16):
+        msda(dtype)
