@@ -46,15 +46,11 @@ def ms_deform_attn_backward(
     grad_sampling_locations: Optional[TensorDesc], grad_attention_weights: Optional[TensorDesc], deterministic: bool,
     stream: int,
 ) -> None: ...
-# Sigmoid focal loss, elementwise, into a contiguous (N, C) output: the loss, or with `backward`
-# its derivative by the logits. target: int64 (N,); weight: (C,) or None.
-def sigmoid_focal_loss(
-    input: TensorDesc, target: TensorDesc, weight: Optional[TensorDesc], output: TensorDesc, gamma: float, alpha: float,
-    backward: bool, stream: int,
-) -> None: ...
-# Softmax focal loss on softmax probabilities (N, C), as mmcv's _ext: into a contiguous (N,)
-# output the loss of each row, or with `backward` into (N, C) its derivative by the logits.
-def softmax_focal_loss(
-    input: TensorDesc, target: TensorDesc, weight: Optional[TensorDesc], output: TensorDesc, gamma: float, alpha: float,
-    backward: bool, stream: int,
+# A focal loss into the contiguous `output`; target: int64 (N,); weight: (C,) or None.
+# loss "sigmoid": logits (N, C) in, the elementwise (N, C) loss, or with `backward` its derivative
+# by the logits; "softmax": softmax probabilities (N, C) in, as mmcv's _ext, the (N,) loss of each
+# row, or with `backward` its (N, C) derivative by the logits.
+def focal_loss(
+    loss: str, input: TensorDesc, target: TensorDesc, weight: Optional[TensorDesc], output: TensorDesc, gamma: float,
+    alpha: float, backward: bool, stream: int,
 ) -> None: ...

@@ -288,59 +288,34 @@ fn ms_deform_attn_backward(
     py.detach(|| msda::backward(&ops, &d[0], &grads, stream))
 }
 
-/// Sigmoid focal loss, elementwise: writes `output (N, C)` (contiguous) from logits
-/// `input (N, C)`, int64 `target (N,)` and an optional `weight (C,)`: the loss, or with
-/// `backward` its derivative by the logits (mmcv's `_ext` semantics, before the reduction).
+/// A focal loss into the contiguous `output`, from `input (N, C)`, int64 `target (N,)` and an
+/// optional `weight (C,)` (mmcv's `_ext` semantics, before the reduction). `loss` "sigmoid":
+/// logits in, the elementwise `(N, C)` loss or with `backward` its derivative by the logits;
+/// "softmax": softmax probabilities in, the `(N,)` loss of each row or with `backward` its
+/// `(N, C)` derivative by the logits.
 #[pyfunction]
-#[allow(clippy::too_many_arguments)]
-fn sigmoid_focal_loss(
-    py: Python<'_>,
-    input: Bound<'_, PyAny>,
-    target: Bound<'_, PyAny>,
-    weight: Option<Bound<'_, PyAny>>,
-    output: Bound<'_, PyAny>,
-    gamma: f64,
-    alpha: f64,
-    backward: bool,
-    stream: u64,
-) -> PyResult<()> {
-    focal_loss(py, FocalLoss::Sigmoid, [&input, &target, &output], weight.as_ref(), gamma, alpha, backward, stream)
-}
-
-/// Softmax focal loss on softmax probabilities `input (N, C)` (what mmcv's `_ext` gets): writes
-/// the `(N,)` loss of each row, or with `backward` its `(N, C)` derivative by the logits, into
-/// the contiguous `output`.
-#[pyfunction]
-#[allow(clippy::too_many_arguments)]
-fn softmax_focal_loss(
-    py: Python<'_>,
-    input: Bound<'_, PyAny>,
-    target: Bound<'_, PyAny>,
-    weight: Option<Bound<'_, PyAny>>,
-    output: Bound<'_, PyAny>,
-    gamma: f64,
-    alpha: f64,
-    backward: bool,
-    stream: u64,
-) -> PyResult<()> {
-    focal_loss(py, FocalLoss::Softmax, [&input, &target, &output], weight.as_ref(), gamma, alpha, backward, stream)
-}
-
 #[allow(clippy::too_many_arguments)]
 fn focal_loss(
     py: Python<'_>,
-    loss: FocalLoss,
-    [input, target, output]: [&Bound<'_, PyAny>; 3],
-    weight: Option<&Bound<'_, PyAny>>,
+    loss: &str,
+    input: Bound<'_, PyAny>,
+    target: Bound<'_, PyAny>,
+    weight: Option<Bound<'_, PyAny>>,
+    output: Bound<'_, PyAny>,
     gamma: f64,
     alpha: f64,
     backward: bool,
     stream: u64,
 ) -> PyResult<()> {
-    let mut args = vec![("input", input), ("output", output)];
-    args.extend(weight.map(|w| ("weight", w)));
+    let loss = match loss {
+        "sigmoid" => FocalLoss::Sigmoid,
+        "softmax" => FocalLoss::Softmax,
+        other => return Err(PyValueError::new_err(format!("`loss` must be 'sigmoid' or 'softmax', got {other:?}"))),
+    };
+    let mut args = vec![("input", &input), ("output", &output)];
+    args.extend(weight.as_ref().map(|w| ("weight", w)));
     let d = describe(&args, args.len())?;
-    let target = IndexDesc::from_py("target", target)?;
+    let target = IndexDesc::from_py("target", &target)?;
     let call = focal::Call { loss, input: &d[0], target: &target, weight: d.get(2), output: &d[1], gamma, alpha, backward };
     py.detach(|| focal::run(&call, stream))
 }
@@ -382,8 +357,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(point_sample_backward, m)?)?;
     m.add_function(wrap_pyfunction!(psamask_forward, m)?)?;
     m.add_function(wrap_pyfunction!(psamask_backward, m)?)?;
-    m.add_function(wrap_pyfunction!(sigmoid_focal_loss, m)?)?;
-    m.add_function(wrap_pyfunction!(softmax_focal_loss, m)?)?;
+    m.add_function(wrap_pyfunction!(focal_loss, m)?)?;
     m.add_function(wrap_pyfunction!(ms_deform_attn_forward, m)?)?;
     m.add_function(wrap_pyfunction!(ms_deform_attn_backward, m)?)?;
     m.add_function(wrap_pyfunction!(add_cuda_include_dirs, m)?)?;

@@ -30,9 +30,8 @@ def _run(input: Tensor, target: Tensor, weight: Optional[Tensor], gamma: float, 
     """The sigmoid kernel on logits, (N, C) out; the softmax kernel on probabilities, (N,) out
     forward, (N, C) backward."""
     out = input.new_empty(input.shape[:1] if softmax and not backward else input.shape)
-    kernel = _native.softmax_focal_loss if softmax else _native.sigmoid_focal_loss
-    kernel(
-        describe(input), describe_index(target), None if weight is None else describe(weight), describe(out),
+    _native.focal_loss(
+        "softmax" if softmax else "sigmoid", describe(input), describe_index(target), None if weight is None else describe(weight), describe(out),
         float(gamma), float(alpha), backward, stream(input),
     )
     return out

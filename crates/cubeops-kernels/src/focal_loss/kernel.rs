@@ -21,6 +21,14 @@ pub struct FocalArgs {
     pub out_c: u32,
 }
 
+/// gamma and alpha in the accumulation type, from their hi + lo f32 pairs.
+#[cube]
+fn parameters<A: Float>(args: &FocalArgs) -> (A, A) {
+    let gamma = A::cast_from(f32::reinterpret(args.gamma_hi)) + A::cast_from(f32::reinterpret(args.gamma_lo));
+    let alpha = A::cast_from(f32::reinterpret(args.alpha_hi)) + A::cast_from(f32::reinterpret(args.alpha_lo));
+    (gamma, alpha)
+}
+
 /// `base^gamma` with `0^gamma` = 0 (1 for gamma = 0), which `pow` as `exp2(gamma * log2(base))`
 /// (WGSL) does not give.
 #[cube]
@@ -61,8 +69,7 @@ pub fn sigmoid_focal_loss_kernel<F: Float, A: Float, I: Int>(
     let c = ABSOLUTE_POS % classes;
     let n = ABSOLUTE_POS / classes;
     let t = i32::cast_from(target[n]);
-    let gamma = A::cast_from(f32::reinterpret(args.gamma_hi)) + A::cast_from(f32::reinterpret(args.gamma_lo));
-    let alpha = A::cast_from(f32::reinterpret(args.alpha_hi)) + A::cast_from(f32::reinterpret(args.alpha_lo));
+    let (gamma, alpha) = parameters::<A>(args);
     let x = A::cast_from(input[n * args.in_n as usize + c * args.in_c as usize]);
     let one = A::new(1.0);
     let p = one / (one + A::exp(-x));
@@ -118,8 +125,7 @@ pub fn softmax_focal_loss_kernel<F: Float, A: Float, I: Int>(
     let t = i32::cast_from(target[n]);
     let mut value = A::new(0.0);
     if t >= 0 && t < classes as i32 {
-        let gamma = A::cast_from(f32::reinterpret(args.gamma_hi)) + A::cast_from(f32::reinterpret(args.gamma_lo));
-        let alpha = A::cast_from(f32::reinterpret(args.alpha_hi)) + A::cast_from(f32::reinterpret(args.alpha_lo));
+        let (gamma, alpha) = parameters::<A>(args);
         let p = A::cast_from(input[n * args.in_n as usize + t as usize * args.in_c as usize]);
         let q = A::new(1.0) - p;
         // FLT_MIN, as mmcv's kernel clamps.
