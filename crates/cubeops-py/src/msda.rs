@@ -1,10 +1,12 @@
 //! Multi-scale deformable attention through the bridge: shape checks shared by both paths,
 //! then the CPU kernels of `cubeops` or the zero-copy CUDA launcher.
 
+use std::sync::OnceLock;
+
 use cubeops::ms_deform_attn::cpu::{self as msda_cpu, Inputs};
 use cubeops::point_sample::cpu::CpuElement;
 use cubeops_kernels::cuda::{self, DeviceArray, Kernel, MsdaPass};
-use cubeops_kernels::ms_deform_attn::{forward_per_thread, vector_width, fused_lanes, fused_vector, MsdaGeometry};
+use cubeops_kernels::ms_deform_attn::{forward_per_thread, fused_lanes, fused_vector, vector_width, MsdaGeometry};
 use cubeops_kernels::point_sample::Variant;
 use half::{bf16, f16};
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
@@ -159,23 +161,27 @@ pub fn forward(ops: &Operands, out: &TensorDesc, stream: u64) -> PyResult<()> {
     let geo = ops.geometry(ops.value, out)?;
     let layouts = [(ops.value.ptr as u64, &ops.value.strides[..]), (out.ptr as u64, &out.strides[..])];
     let vector = vector_width(d, ops.value.dtype.size(), &layouts);
-    // Array lengths count vectors.
-    let vectors = |t: &TensorDesc| DeviceArray { ptr: t.ptr as u64, len: t.available / vector };
-    let arrays = [vectors(ops.value), index_array(ops.shapes), index_array(ops.starts), array(ops.locations), array(ops.weights), vectors(out)];
-    let per_thread = tuning("CUBEOPS_MSDA_FORWARD_UNITS", forward_per_thread(d, vector), 4);
+    let (value, shapes, starts) = (vectors(ops.value, vector), index_array(ops.shapes), index_array(ops.starts));
+    let arrays = [value, shapes, starts, array(ops.locations), array(ops.weights), vectors(out, vector)];
+    let per_thread = tuned(&FORWARD_UNITS, "CUBEOPS_MSDA_FORWARD_UNITS", forward_per_thread(d, vector), 4);
     let pass = MsdaPass::Forward { per_thread, vector: vector as u32 };
     launch(pass, &geo, ops.value.dtype, &arrays, ops.value.device, stream)
 }
 
-/// A launch shape read once from the environment (benchmark sweeps: `benches/ms_deform_attn_torch.py`
-/// run with CUBEOPS_MSDA_FORWARD_UNITS / CUBEOPS_MSDA_BACKWARD_LANES): a power of two up to
-/// `max`, else `default`.
-fn tuning(name: &'static str, default: u32, max: u32) -> u32 {
-    static CACHE: std::sync::OnceLock<[Option<u32>; 2]> = std::sync::OnceLock::new();
-    let read = |key: &str| std::env::var(key).ok()?.parse::<u32>().ok();
-    let values = CACHE.get_or_init(|| [read("CUBEOPS_MSDA_FORWARD_UNITS"), read("CUBEOPS_MSDA_BACKWARD_LANES")]);
-    let slot = usize::from(name != "CUBEOPS_MSDA_FORWARD_UNITS");
-    values[slot].filter(|v| v.is_power_of_two() && *v <= max).unwrap_or(default)
+/// A launch shape from the environment variable `key`, read once (benchmark sweeps with
+/// `benches/ms_deform_attn_torch.py`, docs/benchmarks.md): a power of two up to `max`, else
+/// `default`.
+fn tuned(cell: &'static OnceLock<Option<u32>>, key: &str, default: u32, max: u32) -> u32 {
+    let value = cell.get_or_init(|| std::env::var(key).ok()?.parse().ok());
+    value.filter(|v| v.is_power_of_two() && *v <= max).unwrap_or(default)
+}
+
+static FORWARD_UNITS: OnceLock<Option<u32>> = OnceLock::new();
+static BACKWARD_LANES: OnceLock<Option<u32>> = OnceLock::new();
+
+/// `t` as an array of vectors of `vector` elements (its length counts vectors).
+fn vectors(t: &TensorDesc, vector: usize) -> DeviceArray {
+    DeviceArray { ptr: t.ptr as u64, len: t.available / vector }
 }
 
 /// The gradient buffers of a backward call; `sampling` = (locations, weights).
@@ -234,15 +240,13 @@ pub fn backward(ops: &Operands, grad: &TensorDesc, grads: &Grads, stream: u64) -
         // The same vectors read from the value and the output gradient.
         let layouts = [(ops.value.ptr as u64, &ops.value.strides[..]), (grad.ptr as u64, &grad.strides[..])];
         let vector = fused_vector(d, vector_add && vector_width(d, ops.value.dtype.size(), &layouts) == 4);
-        // Not touched without `scatter`: any valid address, no readable elements. Its length
-        // counts vectors.
+        // Not touched without `scatter`: any valid address, no readable elements.
         let grad_value = match grads.value {
-            Some(gv) if scatter => DeviceArray { ptr: gv.ptr as u64, len: gv.available / vector },
+            Some(gv) if scatter => vectors(gv, vector),
             _ => DeviceArray { ptr: gl.ptr as u64, len: 0 },
         };
-        let vectors = |t: &TensorDesc| DeviceArray { ptr: t.ptr as u64, len: t.available / vector };
-        let arrays = [vectors(grad), vectors(ops.value), shapes, starts, locations, weights, grad_value, array(gl), array(gw)];
-        let lanes = tuning("CUBEOPS_MSDA_BACKWARD_LANES", fused_lanes(d, vector), 32);
+        let arrays = [vectors(grad, vector), vectors(ops.value, vector), shapes, starts, locations, weights, grad_value, array(gl), array(gw)];
+        let lanes = tuned(&BACKWARD_LANES, "CUBEOPS_MSDA_BACKWARD_LANES", fused_lanes(d, vector), 32);
         let pass = MsdaPass::BackwardFused { scatter, lanes, vector: vector as u32 };
         launch(pass, &geo, ops.value.dtype, &arrays, ops.value.device, stream)?;
     }
