@@ -31,8 +31,8 @@ def _run(input: Tensor, target: Tensor, weight: Optional[Tensor], gamma: float, 
     forward, (N, C) backward."""
     out = input.new_empty(input.shape[:1] if softmax and not backward else input.shape)
     _native.focal_loss(
-        "softmax" if softmax else "sigmoid", describe(input), describe_index(target), None if weight is None else describe(weight), describe(out),
-        float(gamma), float(alpha), backward, stream(input),
+        "softmax" if softmax else "sigmoid", describe(input), describe_index(target),
+        None if weight is None else describe(weight), describe(out), float(gamma), float(alpha), backward, stream(input),
     )
     return out
 
