@@ -58,18 +58,22 @@ def _setup_context(ctx, inputs, output):
     ctx.save_for_backward(input, target, weight)
 
 
-def _backward(ctx, grad_output):
-    input, target, weight = ctx.saved_tensors
-    return grad_output * _derivative(input, target, weight, ctx.gamma, ctx.alpha), None, None, None, None
+def _backward_with(derivative, per_row: bool):
+    """The autograd backward: the output gradient (per element, or per row broadcast over the
+    classes) times `derivative` (the custom op under torch.compile, the kernel call eagerly)."""
+
+    def backward(ctx, grad_output):
+        input, target, weight = ctx.saved_tensors
+        grad = grad_output.unsqueeze(1) if per_row else grad_output
+        return grad * derivative(input, target, weight, ctx.gamma, ctx.alpha), None, None, None, None
+
+    return backward
 
 
-def _eager_backward(ctx, grad_output):
-    input, target, weight = ctx.saved_tensors
-    return grad_output * _run_derivative(input, target, weight, ctx.gamma, ctx.alpha), None, None, None, None
-
-
-_forward.register_autograd(_backward, setup_context=_setup_context)
-_EagerSigmoidFocalLoss = eager_function("_EagerSigmoidFocalLoss", _run_forward, _eager_backward, _setup_context)
+_forward.register_autograd(_backward_with(_derivative, False), setup_context=_setup_context)
+_EagerSigmoidFocalLoss = eager_function(
+    "_EagerSigmoidFocalLoss", _run_forward, _backward_with(_run_derivative, False), _setup_context
+)
 
 
 def _run_softmax(input: Tensor, target: Tensor, weight: Optional[Tensor], gamma: float, alpha: float) -> Tensor:
@@ -88,20 +92,10 @@ _softmax_forward = custom_op("softmax_focal_loss", _run_softmax, _fake_softmax)
 _softmax_derivative = custom_op("softmax_focal_loss_derivative", _run_softmax_derivative, _fake)
 
 
-def _softmax_backward(ctx, grad_output):
-    input, target, weight = ctx.saved_tensors
-    d = _softmax_derivative(input, target, weight, ctx.gamma, ctx.alpha)
-    return grad_output.unsqueeze(1) * d, None, None, None, None
-
-
-def _eager_softmax_backward(ctx, grad_output):
-    input, target, weight = ctx.saved_tensors
-    d = _run_softmax_derivative(input, target, weight, ctx.gamma, ctx.alpha)
-    return grad_output.unsqueeze(1) * d, None, None, None, None
-
-
-_softmax_forward.register_autograd(_softmax_backward, setup_context=_setup_context)
-_EagerSoftmaxFocalLoss = eager_function("_EagerSoftmaxFocalLoss", _run_softmax, _eager_softmax_backward, _setup_context)
+_softmax_forward.register_autograd(_backward_with(_softmax_derivative, True), setup_context=_setup_context)
+_EagerSoftmaxFocalLoss = eager_function(
+    "_EagerSoftmaxFocalLoss", _run_softmax, _backward_with(_run_softmax_derivative, True), _setup_context
+)
 
 
 def export_graph(input: Tensor, target: Tensor, weight: Optional[Tensor], gamma: float, alpha: float) -> Tensor:
