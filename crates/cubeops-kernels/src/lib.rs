@@ -6,6 +6,7 @@
 //! bridge build on these.
 
 pub mod focal_loss;
+pub mod lanes;
 pub mod ms_deform_attn;
 pub mod point_sample;
 pub mod psamask;

@@ -3,14 +3,15 @@
 
 use cubecl::ir::{ElemType, FloatKind, StorageType};
 use cubeops_kernels::cuda::{self, DeviceArray, Kernel};
-use cubeops_kernels::point_sample::{Geometry, Interpolation, Sampling, Variant};
+use cubeops_kernels::point_sample::{backward_vector, BackwardPass, Geometry, Interpolation, Sampling, Variant};
 use cubeops_kernels::psamask::PsaGeometry;
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::PyResult;
+use std::sync::OnceLock;
 
 use crate::tensor::{DType, TensorDesc};
 
-pub(crate) fn storage(dtype: DType) -> StorageType {
+pub(crate) fn storage_type(dtype: DType) -> StorageType {
     let kind = match dtype {
         DType::F16 => FloatKind::F16,
         DType::BF16 => FloatKind::BF16,
@@ -20,8 +21,13 @@ pub(crate) fn storage(dtype: DType) -> StorageType {
     StorageType::Scalar(ElemType::Float(kind))
 }
 
-fn array(d: &TensorDesc) -> DeviceArray {
+pub(crate) fn array(d: &TensorDesc) -> DeviceArray {
     DeviceArray { ptr: d.ptr as u64, len: d.available }
+}
+
+/// `d`'s memory as an array of vectors of `vector` elements.
+pub(crate) fn vectors(d: &TensorDesc, vector: usize) -> DeviceArray {
+    DeviceArray { ptr: d.ptr as u64, len: d.available / vector }
 }
 
 /// Launch geometry from the `(N, C, H, W)` map the kernel indexes, the points and the
@@ -53,7 +59,7 @@ fn variant(map: &TensorDesc, descs: &[&TensorDesc], sampling: Sampling) -> Varia
 fn run(kernel: Kernel, stream: u64, geo: &Geometry, variant: Variant, dtype: DType, descs: &[&TensorDesc]) -> PyResult<()> {
     let device = descs[0].device as usize;
     let arrays: Vec<DeviceArray> = descs.iter().map(|d| array(d)).collect();
-    cuda::launch(kernel, device, stream, geo, variant, storage(dtype), &arrays).map_err(PyRuntimeError::new_err)
+    cuda::launch(kernel, device, stream, geo, variant, storage_type(dtype), &arrays).map_err(PyRuntimeError::new_err)
 }
 
 pub fn forward(input: &TensorDesc, points: &TensorDesc, out: &TensorDesc, sampling: Sampling, stream: u64) -> PyResult<()> {
@@ -62,37 +68,126 @@ pub fn forward(input: &TensorDesc, points: &TensorDesc, out: &TensorDesc, sampli
     run(Kernel::Forward, stream, &geo, variant, input.dtype, &[input, points, out])
 }
 
-/// `grad_input` is the accumulation buffer: float32 (float64 for float64 input), zeroed,
-/// in the input's layout. `deterministic`: the kernel without atomics.
-pub fn grad_input(
-    grad: &TensorDesc,
-    points: &TensorDesc,
-    grad_input: &TensorDesc,
-    dtype: DType,
-    sampling: Sampling,
-    deterministic: bool,
-    stream: u64,
-) -> PyResult<()> {
-    let expected = if dtype == DType::F64 { DType::F64 } else { DType::F32 };
-    if grad_input.dtype != expected {
-        return Err(PyValueError::new_err(format!("`grad_input` accumulates in {expected:?}, got {:?}", grad_input.dtype)));
-    }
-    let geo = geometry(grad_input, points, grad)?;
-    let variant = variant(grad_input, &[grad, points, grad_input], sampling);
-    let kernel = if deterministic { Kernel::BackwardInputOrdered } else { Kernel::BackwardInput };
-    run(kernel, stream, &geo, variant, dtype, &[grad, points, grad_input])
+/// The gradient buffers of a backward call, on CUDA.
+pub struct Grads<'a> {
+    /// float32 (float64 for float64 input), dense (any order of dimensions); zeroed here.
+    pub input: Option<&'a TensorDesc>,
+    /// `(N, P, 2)`, contiguous, of the input's dtype.
+    pub points: Option<&'a TensorDesc>,
+    /// The input's gradient from the kernel without atomics.
+    pub deterministic: bool,
 }
 
-pub fn grad_points(grad: &TensorDesc, input: &TensorDesc, points: &TensorDesc, out: &TensorDesc, sampling: Sampling, stream: u64) -> PyResult<()> {
+/// The gradients from `grad (N, C, P)`: the input's zeroed on the stream and added into,
+/// the points' written; both from one kernel pass where the buffer has the input's strides
+/// (as `torch.empty_like` gives it for dense input), else one pass each.
+pub fn backward(grad: &TensorDesc, input: &TensorDesc, points: &TensorDesc, grads: Grads, sampling: Sampling, stream: u64) -> PyResult<()> {
     let geo = geometry(input, points, grad)?;
-    if out.shape != points.shape || out.strides.as_slice() != [points.shape[1] * 2, 2, 1] && out.shape.iter().product::<usize>() > 0 {
-        return Err(PyValueError::new_err("`grad_points` must be a contiguous (N, P, 2) tensor"));
+    if let Some(gp) = grads.points {
+        if gp.shape != points.shape || !gp.is_contiguous() {
+            return Err(PyValueError::new_err("`grad_points` must be a contiguous (N, P, 2) tensor"));
+        }
+        if sampling.mode == Interpolation::Nearest {
+            return Err(PyValueError::new_err("nearest sampling has no gradient to the points (it is zero): nothing to launch"));
+        }
     }
-    if sampling.mode == Interpolation::Nearest {
-        return Err(PyValueError::new_err("nearest sampling has no gradient to the points (it is zero): nothing to launch"));
+    let device = input.device as usize;
+    let accumulation = if let Some(gi) = grads.input {
+        let expected = if input.dtype == DType::F64 { DType::F64 } else { DType::F32 };
+        if gi.dtype != expected {
+            return Err(PyValueError::new_err(format!("`grad_input` accumulates in {expected:?}, got {:?}", gi.dtype)));
+        }
+        let span = dense_span(gi).ok_or_else(|| PyValueError::new_err("`grad_input` must be dense (no gaps, no overlaps)"))?;
+        geometry(gi, points, grad)?;
+        cuda::zero(device, stream, gi.ptr as u64, span * gi.dtype.size()).map_err(PyRuntimeError::new_err)?;
+        Some(gi)
+    } else {
+        None
+    };
+    let mut gather = grads.points;
+    if let Some(gi) = accumulation {
+        let gi_geo = geometry(gi, points, grad)?;
+        if grads.deterministic {
+            let variant = variant(gi, &[grad, points, gi], sampling);
+            run(Kernel::BackwardInputOrdered, stream, &gi_geo, variant, input.dtype, &[grad, points, gi])?;
+        } else {
+            // One pass for both when the buffer has the input's strides.
+            let both = gi.strides == input.strides && gather.is_some();
+            pass(grad, input, points, Some(gi), if both { gather.take() } else { None }, &gi_geo, sampling, stream)?;
+        }
     }
-    let variant = variant(input, &[grad, input, points, out], sampling);
-    run(Kernel::BackwardPoints, stream, &geo, variant, input.dtype, &[grad, input, points, out])
+    if gather.is_some() {
+        pass(grad, input, points, None, gather, &geo, sampling, stream)?;
+    }
+    Ok(())
+}
+
+/// Elements from the first to one past the last of a tensor with no gaps and no overlaps,
+/// else None.
+fn dense_span(t: &TensorDesc) -> Option<usize> {
+    let numel = t.numel();
+    if numel == 0 {
+        return Some(0);
+    }
+    let span = 1 + t.shape.iter().zip(&t.strides).map(|(d, s)| (d - 1) * s).sum::<usize>();
+    let mut dims: Vec<(usize, usize)> = t.shape.iter().copied().zip(t.strides.iter().copied()).filter(|(d, _)| *d > 1).collect();
+    dims.sort_by_key(|&(_, s)| s);
+    let mut expected = 1;
+    for (d, s) in dims {
+        if s != expected {
+            return None;
+        }
+        expected *= d;
+    }
+    (span == numel && span <= t.available).then_some(span)
+}
+
+/// One launch of the backward kernel; `geo` holds the strides of the map it indexes (the
+/// input's, which `grad_input` shares when both are given).
+#[allow(clippy::too_many_arguments)]
+fn pass(
+    grad: &TensorDesc,
+    input: &TensorDesc,
+    points: &TensorDesc,
+    grad_input: Option<&TensorDesc>,
+    grad_points: Option<&TensorDesc>,
+    geo: &Geometry,
+    sampling: Sampling,
+    stream: u64,
+) -> PyResult<()> {
+    let map = grad_input.unwrap_or(input);
+    let variant = variant(map, &[grad, input, points, map], sampling);
+    let device = input.device as usize;
+    let scatter = grad_input.is_some();
+    let gather = grad_points.is_some();
+    let mut storage: Vec<(u64, &[usize])> = vec![(grad.ptr as u64, &grad.strides[..])];
+    if gather {
+        storage.push((input.ptr as u64, &input.strides[..]));
+    }
+    let vector_add = !scatter || (input.dtype != DType::F64 && cuda::compute_capability(device).map_err(PyRuntimeError::new_err)? >= 90);
+    let acc = grad_input.map(|gi| (gi.dtype.size(), gi.ptr as u64, &gi.strides[..]));
+    let vector = backward_vector(geo.channels, input.dtype.size(), &storage, acc, vector_add);
+    let lanes = tuned(&BACKWARD_LANES, "CUBEOPS_POINT_SAMPLE_LANES", None, 32);
+    let pass = BackwardPass::new(scatter, gather, variant.channels_last, true, vector, lanes);
+    // Arrays a pass does not use: any valid address, no readable elements.
+    let unused = DeviceArray { ptr: grad.ptr as u64, len: 0 };
+    let arrays = [
+        vectors(grad, vector),
+        if gather { vectors(input, vector) } else { unused },
+        array(points),
+        grad_input.map_or(unused, |gi| vectors(gi, vector)),
+        grad_points.map_or(unused, array),
+    ];
+    cuda::launch(Kernel::Backward(pass), device, stream, geo, variant, storage_type(input.dtype), &arrays).map_err(PyRuntimeError::new_err)
+}
+
+static BACKWARD_LANES: OnceLock<Option<u32>> = OnceLock::new();
+
+/// A launch shape from the environment variable `key`, read once (benchmark sweeps,
+/// docs/benchmarks.md): a power of two up to `max`, else None.
+pub(crate) fn tuned(cell: &'static OnceLock<Option<u32>>, key: &str, default: Option<u32>, max: u32) -> Option<u32> {
+    let value = cell.get_or_init(|| std::env::var(key).ok()?.parse().ok());
+    value.filter(|v| v.is_power_of_two() && *v <= max).or(default)
 }
 
 /// PSAMask forward (`src` = mask, `dst` = map) or backward (`src` = grad map, `dst` = grad
@@ -105,6 +200,6 @@ pub fn psamask(src: &TensorDesc, dst: &TensorDesc, mask: (usize, usize), distrib
     // Only `wide_index` of the point_sample variant applies to PSAMask.
     let variant = Variant { sampling: Sampling::default(), channels_last: false, wide_index: wide_index(&[src, dst]) };
     let device = src.device as usize;
-    cuda::launch(Kernel::PsaMask { distribute, backward }, device, stream, &geo, variant, storage(src.dtype), &[array(src), array(dst)])
+    cuda::launch(Kernel::PsaMask { distribute, backward }, device, stream, &geo, variant, storage_type(src.dtype), &[array(src), array(dst)])
         .map_err(PyRuntimeError::new_err)
 }

@@ -86,28 +86,10 @@ fn point_sample_forward(
     })
 }
 
-fn grad_input_run(grad: &TensorDesc, points: &TensorDesc, out: &TensorDesc, sampling: Sampling, deterministic: bool, stream: u64) -> PyResult<()> {
-    if on_cpu(grad) {
-        if out.dtype != grad.dtype {
-            return Err(PyTypeError::new_err("`grad_input` must have grad_output's dtype on the CPU"));
-        }
-        cpu::grad_input(grad, points, out, sampling)
-    } else {
-        cuda::grad_input(grad, points, out, grad.dtype, sampling, deterministic, stream)
-    }
-}
-
-fn grad_points_run(grad: &TensorDesc, input: &TensorDesc, points: &TensorDesc, out: &TensorDesc, sampling: Sampling, stream: u64) -> PyResult<()> {
-    if on_cpu(grad) {
-        cpu::grad_points(grad, input, points, out, sampling)
-    } else {
-        cuda::grad_points(grad, input, points, out, sampling, stream)
-    }
-}
-
 /// The gradients from `grad_output (N, C, P)` into the buffers given (either may be None):
-/// - `grad_input`: on the CPU a contiguous tensor of the input's dtype; on CUDA a zeroed
-///   float32 (float64) accumulation buffer in the input's layout, which the caller casts.
+/// - `grad_input`: on the CPU a contiguous tensor of the input's dtype; on CUDA a dense
+///   float32 (float64) accumulation buffer, best in the input's layout (one kernel pass for
+///   both gradients then), which is zeroed on the stream here and cast by the caller.
 ///   `deterministic` picks the CUDA kernel without float atomics (the CPU kernel is
 ///   deterministic anyway).
 /// - `grad_points`: `(N, P, 2)`, contiguous; bilinear only on CUDA (nearest's is zero).
@@ -136,11 +118,18 @@ fn point_sample_backward(
     let d = describe(&args, same_dtype)?;
     let (gp, gi) = (grad_points.is_some().then(|| &d[3]), grad_input.is_some().then(|| &d[d.len() - 1]));
     py.detach(|| {
+        if !on_cpu(&d[0]) {
+            let grads = cuda::Grads { input: gi, points: gp, deterministic };
+            return cuda::backward(&d[0], &d[1], &d[2], grads, sampling, stream);
+        }
         if let Some(gi) = gi {
-            grad_input_run(&d[0], &d[2], gi, sampling, deterministic, stream)?;
+            if gi.dtype != d[0].dtype {
+                return Err(PyTypeError::new_err("`grad_input` must have grad_output's dtype on the CPU"));
+            }
+            cpu::grad_input(&d[0], &d[2], gi, sampling)?;
         }
         if let Some(gp) = gp {
-            grad_points_run(&d[0], &d[1], &d[2], gp, sampling, stream)?;
+            cpu::grad_points(&d[0], &d[1], &d[2], gp, sampling)?;
         }
         Ok(())
     })

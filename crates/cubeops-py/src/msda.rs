@@ -13,6 +13,7 @@ use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::PyResult;
 
 use crate::cpu::{memory, output, view};
+use crate::cuda::{array, tuned, vectors};
 use crate::error::to_py;
 use crate::tensor::{DType, IndexDesc, TensorDesc};
 
@@ -134,9 +135,6 @@ fn backward_cpu<T: CpuElement>(ops: &Operands, grad: &TensorDesc, grads: &Grads,
     Ok(())
 }
 
-fn array(d: &TensorDesc) -> DeviceArray {
-    DeviceArray { ptr: d.ptr as u64, len: d.available }
-}
 
 fn index_array(d: &IndexDesc) -> DeviceArray {
     DeviceArray { ptr: d.ptr as u64, len: d.available }
@@ -147,7 +145,7 @@ fn launch(pass: MsdaPass, geo: &MsdaGeometry, dtype: DType, arrays: &[DeviceArra
     // Only `wide_index` of the point_sample variant applies to MSDA.
     let variant = Variant { sampling: Default::default(), channels_last: false, wide_index };
     let kernel = Kernel::Msda { pass, index64: true };
-    cuda::launch(kernel, device as usize, stream, geo, variant, crate::cuda::storage(dtype), arrays).map_err(PyRuntimeError::new_err)
+    cuda::launch(kernel, device as usize, stream, geo, variant, crate::cuda::storage_type(dtype), arrays).map_err(PyRuntimeError::new_err)
 }
 
 /// `output (N, Lq, M, D)` (a view of mmcv's `(N, Lq, M * D)`), contiguous.
@@ -163,26 +161,15 @@ pub fn forward(ops: &Operands, out: &TensorDesc, stream: u64) -> PyResult<()> {
     let vector = vector_width(d, ops.value.dtype.size(), &layouts);
     let (value, shapes, starts) = (vectors(ops.value, vector), index_array(ops.shapes), index_array(ops.starts));
     let arrays = [value, shapes, starts, array(ops.locations), array(ops.weights), vectors(out, vector)];
-    let per_thread = tuned(&FORWARD_UNITS, "CUBEOPS_MSDA_FORWARD_UNITS", forward_per_thread(d, vector), 4);
+    let per_thread = tuned(&FORWARD_UNITS, "CUBEOPS_MSDA_FORWARD_UNITS", Some(forward_per_thread(d, vector)), 4).unwrap_or(1);
     let pass = MsdaPass::Forward { per_thread, vector: vector as u32 };
     launch(pass, &geo, ops.value.dtype, &arrays, ops.value.device, stream)
 }
 
-/// A launch shape from the environment variable `key`, read once (benchmark sweeps with
-/// `benches/ms_deform_attn_torch.py`, docs/benchmarks.md): a power of two up to `max`, else
-/// `default`.
-fn tuned(cell: &'static OnceLock<Option<u32>>, key: &str, default: u32, max: u32) -> u32 {
-    let value = cell.get_or_init(|| std::env::var(key).ok()?.parse().ok());
-    value.filter(|v| v.is_power_of_two() && *v <= max).unwrap_or(default)
-}
-
+/// Launch-shape overrides for benchmark sweeps (docs/benchmarks.md), read once.
 static FORWARD_UNITS: OnceLock<Option<u32>> = OnceLock::new();
 static BACKWARD_LANES: OnceLock<Option<u32>> = OnceLock::new();
 
-/// `t` as an array of vectors of `vector` elements (its length counts vectors).
-fn vectors(t: &TensorDesc, vector: usize) -> DeviceArray {
-    DeviceArray { ptr: t.ptr as u64, len: t.available / vector }
-}
 
 /// The gradient buffers of a backward call; `sampling` = (locations, weights).
 /// `deterministic`: the value's gradient from the kernel without atomics (CUDA; the CPU
@@ -246,7 +233,7 @@ pub fn backward(ops: &Operands, grad: &TensorDesc, grads: &Grads, stream: u64) -
             _ => DeviceArray { ptr: gl.ptr as u64, len: 0 },
         };
         let arrays = [vectors(grad, vector), vectors(ops.value, vector), shapes, starts, locations, weights, grad_value, array(gl), array(gw)];
-        let lanes = tuned(&BACKWARD_LANES, "CUBEOPS_MSDA_BACKWARD_LANES", fused_lanes(d, vector), 32);
+        let lanes = tuned(&BACKWARD_LANES, "CUBEOPS_MSDA_BACKWARD_LANES", Some(fused_lanes(d, vector)), 32).unwrap_or(1);
         let pass = MsdaPass::BackwardFused { scatter, lanes, vector: vector as u32 };
         launch(pass, &geo, ops.value.dtype, &arrays, ops.value.device, stream)?;
     }

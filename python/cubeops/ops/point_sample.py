@@ -46,12 +46,13 @@ def _run_forward(input: Tensor, points: Tensor, align_corners: bool, mode: str, 
 
 def _new_grad_input(input: Tensor) -> Tensor:
     """The buffer the input gradient is computed in (`input` gives shape, dtype, device and
-    layout; its values are not read): on the CPU the result itself; on CUDA a zeroed
-    float32 (float64) buffer in the input's layout that the kernels add into."""
+    layout; its values are not read): on the CPU the result itself; on CUDA a float32
+    (float64) buffer in the input's layout that the native backward zeroes on the stream
+    (no torch op: host time) and the kernels add into."""
     if input.device.type == "cpu":
         return input.new_empty(input.shape)
     acc = torch.float64 if input.dtype == torch.float64 else torch.float32
-    return torch.zeros_like(input, dtype=acc)
+    return torch.empty_like(input, dtype=acc)
 
 
 def _launch_backward(

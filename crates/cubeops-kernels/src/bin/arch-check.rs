@@ -21,29 +21,38 @@ use cubecl::prelude::*;
 use cubeops_kernels::cuda::compile::{arch_flag, kernel_source, nvrtc, nvrtc_version, Kernel, MsdaPass};
 use cubeops_kernels::focal_loss::FocalLoss;
 use cubeops_kernels::cuda::{add_include_dirs, include_dirs};
-use cubeops_kernels::point_sample::{Interpolation, Sampling, Variant};
+use cubeops_kernels::point_sample::{BackwardPass, Interpolation, Sampling, Variant};
 
 const DEFAULT_ARCHS: [u32; 7] = [75, 80, 86, 89, 90, 100, 120];
 
-/// Every variant we ship for `sm_{cc}`: point_sample kernel x dtype x layout x sampling
-/// (align_corners x mode x padding) x index width, then PSAMask x psa_type x pass x dtype x
+/// Every variant we ship for `sm_{cc}`: point_sample kernel (the backward: x pass x vector
+/// width) x dtype x layout x sampling (align_corners x mode x padding) x index width, then PSAMask x psa_type x pass x dtype x
 /// index width, then MSDA x pass (with its channels per thread, lanes and vector width: float4
 /// atomics from sm_90) x dtype x shape-index type (torch's int64, burn's int32) x index width,
 /// then the focal losses (sigmoid, softmax) x weighted x pass x dtype x target type x index width.
 fn variants(cc: u32) -> Vec<(Kernel, StorageType, Variant)> {
     let dtypes = [FloatKind::F16, FloatKind::BF16, FloatKind::F32, FloatKind::F64];
     let mut out = Vec::new();
-    for kernel in [Kernel::Forward, Kernel::BackwardInput, Kernel::BackwardInputOrdered, Kernel::BackwardPoints] {
+    for kernel in [Kernel::Forward, Kernel::BackwardInputOrdered] {
         for kind in dtypes {
-            // These walk channels themselves: no layout variant.
-            let one_layout = matches!(kernel, Kernel::BackwardPoints | Kernel::BackwardInputOrdered);
-            let layouts: &[bool] = if one_layout { &[false] } else { &[false, true] };
+            // The ordered kernel walks channels itself: no layout variant.
+            let layouts: &[bool] = if kernel == Kernel::BackwardInputOrdered { &[false] } else { &[false, true] };
             for &channels_last in layouts {
-                for sampling in samplings(kernel) {
+                for sampling in Sampling::all() {
                     for wide_index in [false, true] {
                         let variant = Variant { sampling, channels_last, wide_index };
                         out.push((kernel, StorageType::Scalar(ElemType::Float(kind)), variant));
                     }
+                }
+            }
+        }
+    }
+    for kind in dtypes {
+        for sampling in Sampling::all() {
+            for (channels_last, pass) in backward_passes(cc, kind, sampling) {
+                for wide_index in [false, true] {
+                    let variant = Variant { sampling, channels_last, wide_index };
+                    out.push((Kernel::Backward(pass), StorageType::Scalar(ElemType::Float(kind)), variant));
                 }
             }
         }
@@ -99,10 +108,23 @@ fn variants(cc: u32) -> Vec<(Kernel, StorageType, Variant)> {
     out
 }
 
-/// Every sampling, but no nearest backward-to-points kernel (its gradient is zero and
-/// nothing is launched).
-fn samplings(kernel: Kernel) -> Vec<Sampling> {
-    Sampling::all().into_iter().filter(|s| kernel != Kernel::BackwardPoints || s.mode == Interpolation::Bilinear).collect()
+/// The backward passes the launchers pick for a layout: to the input, to the points (bilinear
+/// only: nearest's gradient is zero and nothing is launched) or both, scalar or in vectors of
+/// 4 channels (channels-last, not f64; adding vectors needs float4 atomics, sm_90+).
+fn backward_passes(cc: u32, kind: FloatKind, sampling: Sampling) -> Vec<(bool, BackwardPass)> {
+    let mut out = Vec::new();
+    for (scatter, gather) in [(true, false), (false, true), (true, true)] {
+        if gather && sampling.mode != Interpolation::Bilinear {
+            continue;
+        }
+        for channels_last in [false, true] {
+            let vector4 = channels_last && kind != FloatKind::F64 && (!scatter || cc >= 90);
+            for vector in if vector4 { &[1, 4][..] } else { &[1][..] } {
+                out.push((channels_last, BackwardPass::new(scatter, gather, channels_last, true, *vector, None)));
+            }
+        }
+    }
+    out
 }
 
 fn label(kernel: Kernel, storage: StorageType, v: Variant) -> String {

@@ -13,9 +13,8 @@ use cubecl_cuda::CudaCompiler;
 use cubecl_runtime::kernel::{CompiledKernel, CubeKernel, KernelTask};
 
 use crate::point_sample::{
-    accumulation_type, point_sample_backward_input_kernel as bwd_input,
-    point_sample_backward_input_ordered_kernel as bwd_input_ordered, point_sample_backward_points_kernel as bwd_points,
-    point_sample_forward_kernel as fwd, GeometryArgsCompilationArg, Variant,
+    accumulation_type, point_sample_backward_input_ordered_kernel as bwd_input_ordered, point_sample_backward_kernel as bwd,
+    point_sample_forward_kernel as fwd, BackwardPass, GeometryArgsCompilationArg, Variant,
 };
 use crate::focal_loss::{
     sigmoid_focal_loss_kernel as sigmoid_focal, softmax_focal_loss_kernel as softmax_focal, FocalArgsCompilationArg, FocalLoss,
@@ -34,10 +33,10 @@ pub const CUBE_DIM: u32 = 256;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Kernel {
     Forward,
-    BackwardInput,
+    /// point_sample's backward: to the input (atomic scatter) and/or to the points.
+    Backward(BackwardPass),
     /// The deterministic backward to the input (no atomics); ignores `Variant::channels_last`.
     BackwardInputOrdered,
-    BackwardPoints,
     /// PSAMask; the point_sample [`Variant`] passed with it only contributes `wide_index`.
     PsaMask { distribute: bool, backward: bool },
     /// Multi-scale deformable attention; `index64`: the spatial shapes and level start index
@@ -68,7 +67,7 @@ impl Kernel {
     /// How many arrays the kernel takes (see [`super::launch`]).
     pub fn arity(self) -> usize {
         match self {
-            Kernel::BackwardPoints => 4,
+            Kernel::Backward(_) => 5,
             Kernel::PsaMask { .. } => 2,
             Kernel::Msda { pass: MsdaPass::BackwardSampling, .. } => 8,
             Kernel::Msda { pass: MsdaPass::BackwardFused { .. }, .. } => 9,
@@ -223,9 +222,10 @@ pub fn kernel_source<R: Runtime>(
             cc,
             addr,
         ),
-        Kernel::BackwardInput => compile_task(
-            bwd_input::PointSampleBackwardInputKernel::<R>::new(
-                settings, client, array(), array(), array(), geometry(), sampling, cl, dtypes,
+        Kernel::Backward(pass) => compile_task(
+            bwd::PointSampleBackwardKernel::<R>::new(
+                settings, client, array(), array(), array(), array(), array(), geometry(), pass.vector as usize, sampling, pass.lanes,
+                pass.stride, pass.scatter, pass.gather, pass.dtypes(storage),
             ),
             cc,
             addr,
@@ -233,13 +233,6 @@ pub fn kernel_source<R: Runtime>(
         Kernel::BackwardInputOrdered => compile_task(
             bwd_input_ordered::PointSampleBackwardInputOrderedKernel::<R>::new(
                 settings, client, array(), array(), array(), geometry(), sampling, dtypes,
-            ),
-            cc,
-            addr,
-        ),
-        Kernel::BackwardPoints => compile_task(
-            bwd_points::PointSampleBackwardPointsKernel::<R>::new(
-                settings, client, array(), array(), array(), array(), geometry(), sampling, dtypes,
             ),
             cc,
             addr,

@@ -41,7 +41,7 @@ impl LaunchGeometry for Geometry {
     }
     fn threads(&self, kernel: Kernel) -> usize {
         match kernel {
-            Kernel::BackwardPoints => self.n * self.num_points,
+            Kernel::Backward(pass) => pass.threads(self.n * self.num_points),
             Kernel::BackwardInputOrdered => self.ordered_threads(),
             _ => self.output_elements(),
         }
@@ -231,9 +231,8 @@ pub fn compute_capability(device: usize) -> Result<u32, String> {
 
 /// Launches one kernel on `stream` (a `CUstream`, e.g. PyTorch's current stream) of device
 /// `device`. `arrays` in kernel order: point_sample forward (input, points, output),
-/// backward to input, atomic or ordered (grad_output, points, grad_input as f32/f64
-/// accumulation buffer),
-/// backward to points (grad_output, input, points, grad_points); PSAMask (src, dst); MSDA
+/// backward (grad_output, input, points, grad_input as f32/f64 accumulation buffer,
+/// grad_points), backward to input ordered (grad_output, points, grad_input); PSAMask (src, dst); MSDA
 /// forward (value, shapes, starts, locations, weights, output), backward to the value
 /// (grad_output, shapes, starts, locations, weights, grad_value as f32/f64 accumulation
 /// buffer), backward to the sampling (grad_output, value, shapes, starts, locations, weights,
@@ -286,4 +285,16 @@ pub fn launch(
             cudarc::driver::result::launch_kernel(function, (blocks, 1, 1), (CUBE_DIM, 1, 1), 0, stream as CUstream, &mut params),
         )
     }
+}
+
+/// Zeroes `bytes` bytes from `ptr` on `stream` of device `device` (`cuMemsetD8Async`): in
+/// stream order before the kernels launched after it, with no torch op and no sync.
+pub fn zero(device: usize, stream: u64, ptr: u64, bytes: usize) -> Result<(), String> {
+    if bytes == 0 {
+        return Ok(());
+    }
+    enter_device(device)?;
+    // SAFETY: the caller's allocation holds `bytes` bytes from `ptr` on this device, whose
+    // primary context is current; `stream` is the caller's.
+    unsafe { driver("cuMemsetD8Async", cudarc::driver::result::memset_d8_async(ptr, 0, bytes, stream as CUstream)) }
 }

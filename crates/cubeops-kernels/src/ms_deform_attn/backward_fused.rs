@@ -3,7 +3,7 @@
 use cubecl::prelude::*;
 
 use super::geometry::{level, locate, location_index, weight_index, MsdaGeometryArgs};
-use super::forward::read_vector;
+use crate::lanes::{group_sum, read_vector};
 use crate::point_sample::Corners;
 
 /// The three gradients of one pass over the sampling points, for `grad_output (N, Lq, M, D)`:
@@ -16,7 +16,7 @@ use crate::point_sample::Corners;
 /// reads each corner and the output gradient as one vector of `N`, and adds into the value's
 /// gradient one vector of `N` per corner (`red.global.add.v4.f32` on sm_90+; `N = 1`
 /// elsewhere). For `N > 1` the value and `grad_output` have unit channel stride and their
-/// other strides and offsets are multiples of `N` ([`super::vector_width`]). Each point is located and its value cells
+/// other strides and offsets are multiples of `N` ([`crate::lanes::vector_width`]). Each point is located and its value cells
 /// read once for all three gradients; the channel sums are reduced across the group with
 /// plane shuffles, and the group's first thread writes them (no atomics there).
 ///
@@ -124,9 +124,9 @@ pub fn msda_backward_fused_kernel<F: Float, A: Float, I: Int, N: Size>(
                     }
                 }
             }
-            let gw = group_sum::<A>(gw, lanes);
-            let gx = group_sum::<A>(gx, lanes);
-            let gy = group_sum::<A>(gy, lanes);
+            let gw = group_sum::<A>(gw, lanes, 1u32);
+            let gx = group_sum::<A>(gx, lanes, 1u32);
+            let gy = group_sum::<A>(gy, lanes, 1u32);
             if active && lane == 0 {
                 let point = (g * levels + l) * points + p;
                 grad_weights[point] = F::cast_from(gw);
@@ -135,27 +135,4 @@ pub fn msda_backward_fused_kernel<F: Float, A: Float, I: Int, N: Size>(
             }
         }
     }
-}
-
-/// Sum over the `lanes` neighbouring threads of a group (butterfly of plane shuffles); every
-/// thread of the group gets the total.
-#[cube]
-fn group_sum<A: Float>(value: A, #[comptime] lanes: u32) -> A {
-    let mut sum = value;
-    if comptime!(lanes >= 32) {
-        sum += plane_shuffle_xor(sum, 16u32);
-    }
-    if comptime!(lanes >= 16) {
-        sum += plane_shuffle_xor(sum, 8u32);
-    }
-    if comptime!(lanes >= 8) {
-        sum += plane_shuffle_xor(sum, 4u32);
-    }
-    if comptime!(lanes >= 4) {
-        sum += plane_shuffle_xor(sum, 2u32);
-    }
-    if comptime!(lanes >= 2) {
-        sum += plane_shuffle_xor(sum, 1u32);
-    }
-    sum
 }

@@ -5,6 +5,8 @@
 
 use cubecl::prelude::*;
 
+use crate::lanes::read_vector;
+
 use super::geometry::{level, locate, location_index, weight_index, MsdaGeometryArgs};
 use crate::point_sample::Footprint;
 
@@ -15,7 +17,7 @@ use crate::point_sample::Footprint;
 /// integer type of the spatial shapes and level start index, `N` the vector width of the
 /// value and output reads and writes: `N` divides D, and for `N > 1` both have unit channel
 /// stride and their other strides and offsets are multiples of `N`
-/// ([`super::vector_width`]). Threads: `ceil(D / (N * per_thread))` per `(n, q, m)`
+/// ([`crate::lanes::vector_width`]). Threads: `ceil(D / (N * per_thread))` per `(n, q, m)`
 /// ([`super::MsdaGeometry::forward_threads`]).
 #[cube(launch, address_type = "dynamic")]
 pub fn msda_forward_kernel<F: Float, A: Float, I: Int, N: Size>(
@@ -89,14 +91,4 @@ fn sample_vector<F: Float, A: Float, N: Size>(value: &Array<Vector<F, N>>, at: u
     let top = nw * Vector::new(wx0) + ne * Vector::new(fp.tx);
     let bottom = sw * Vector::new(wx0) + se * Vector::new(fp.tx);
     top * Vector::new(wy0) + bottom * Vector::new(fp.ty)
-}
-
-/// The vector of `N` channels starting at element `at` (a multiple of `N`), or zeros.
-#[cube]
-pub(crate) fn read_vector<F: Float, A: Float, N: Size>(map: &Array<Vector<F, N>>, at: usize, inside: bool) -> Vector<A, N> {
-    let mut cells = Vector::<A, N>::new(A::new(0.0));
-    if inside {
-        cells = Vector::cast_from(map[at / map.vector_size()]);
-    }
-    cells
 }

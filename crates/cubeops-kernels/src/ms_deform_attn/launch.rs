@@ -89,23 +89,6 @@ pub fn forward_per_thread(channels: usize, vector: usize) -> u32 {
     }
 }
 
-/// The vector width (4, else 1) in which the forward reads the value and writes the output,
-/// given D, the storage's size in bytes and each of the two tensors' byte address and
-/// element strides (channels last): 4 needs D a multiple of 4, channels at unit stride,
-/// every other stride a multiple of 4 and each base address on a whole vector; f64 stays
-/// scalar (vectors of 32 bytes do not exist).
-pub fn vector_width(channels: usize, elem_bytes: usize, tensors: &[(u64, &[usize])]) -> usize {
-    let fits = |&(address, strides): &(u64, &[usize])| {
-        let (last, outer) = strides.split_last().map_or((0, &[][..]), |(l, o)| (*l, o));
-        last == 1 && outer.iter().all(|s| s % 4 == 0) && address % (4 * elem_bytes as u64) == 0
-    };
-    if channels % 4 == 0 && elem_bytes <= 4 && tensors.iter().all(fits) {
-        4
-    } else {
-        1
-    }
-}
-
 /// Threads per `(n, q, m)` group of the fused backward for `channels` channels added in
 /// vectors of `vector`: a power of two up to 32 (a warp, so groups never straddle a plane of
 /// 32), one per vector for D = 32 (8 threads of 4), at least 8 for scalar adds, so that each
@@ -133,12 +116,6 @@ pub fn supports_fused_backward<R: Runtime>(client: &ComputeClient<R>, lanes: u32
     props.features.plane.contains(cubecl::ir::features::Plane::Ops) && props.hardware.plane_size_min >= lanes
 }
 
-/// Whether `client` adds whole vectors of 4 `accumulation` values atomically.
-pub fn supports_vector_add<R: Runtime>(client: &ComputeClient<R>, accumulation: StorageType) -> bool {
-    let atomic = cubecl::ir::Type::new(StorageType::Atomic(accumulation.elem_type())).with_vector_size(4);
-    client.properties().atomic_type_usage(atomic).contains(cubecl::ir::features::AtomicUsage::Add)
-}
-
 /// The compile-time choices of an MSDA launch besides the dtypes.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct MsdaVariant {
@@ -158,7 +135,7 @@ fn grid<R: Runtime>(client: &ComputeClient<R>, threads: usize) -> (CubeCount, Cu
 
 /// `output (N, Lq, M, D)`. `index` is the integer type of `shapes` `(L, 2)` and `starts`
 /// `(L,)`, both contiguous. The geometry must fit `u32` ([`MsdaGeometry::scalars`] is `Ok`);
-/// value and output are read and written in vectors of `vector` ([`vector_width`]).
+/// value and output are read and written in vectors of `vector` ([`crate::lanes::vector_width`]).
 #[allow(clippy::too_many_arguments)]
 pub fn launch_forward<R: Runtime>(
     client: &ComputeClient<R>,

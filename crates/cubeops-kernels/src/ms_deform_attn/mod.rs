@@ -20,7 +20,9 @@ pub use backward_value::msda_backward_value_kernel;
 pub use backward_value_ordered::msda_backward_value_ordered_kernel;
 pub use forward::msda_forward_kernel;
 pub use geometry::{MsdaGeometryArgs, MsdaGeometryArgsCompilationArg, MsdaGeometryArgsLaunch, MSDA_SAMPLING};
+/// Shared with point_sample; re-exported where MSDA's callers have always found them.
+pub use crate::lanes::{supports_vector_add, vector_width};
 pub use launch::{
-    forward_per_thread, vector_width, fused_lanes, fused_vector, launch_backward_fused, launch_backward_sampling, launch_backward_value, launch_forward, msda_dtypes,
-    supports_fused_backward, supports_vector_add, MsdaGeometry, MsdaVariant,
+    forward_per_thread, fused_lanes, fused_vector, launch_backward_fused, launch_backward_sampling, launch_backward_value, launch_forward, msda_dtypes,
+    supports_fused_backward, MsdaGeometry, MsdaVariant,
 };

@@ -6,11 +6,11 @@ use cubecl::ir::{ElemType, FloatKind};
 use cubecl::prelude::*;
 use cubecl::{calculate_cube_count_elemwise, CubeDim};
 
-use super::sampling::{GeometryArgsLaunch, Interpolation, Sampling};
+use super::sampling::{GeometryArgsLaunch, Sampling};
 use super::{
-    ordered_bands, point_sample_backward_input_kernel, point_sample_backward_input_ordered_kernel,
-    point_sample_backward_points_kernel, point_sample_forward_kernel,
+    ordered_bands, point_sample_backward_input_ordered_kernel, point_sample_backward_kernel, point_sample_forward_kernel,
 };
+use crate::lanes::vector_width;
 
 /// Sizes and strides (in elements) of one launch: input `(n, channels, height, width)`,
 /// points `(n, num_points, 2)`, output `(n, channels, num_points)`.
@@ -142,69 +142,158 @@ pub fn launch_forward<R: Runtime>(
     );
 }
 
-/// `grad_input += d point_sample / d input` into a zeroed buffer of [`accumulation_type`].
-///
-/// `ordered = false`: the scatter kernel, one thread per output element with float atomics
-/// (the last bits of a sum depend on the order threads run). `ordered = true`: the kernel
-/// without atomics, the same bits on every run and no atomic float add needed from the
-/// device; it walks channels whatever the layout (`variant.channels_last` is not used).
-#[allow(clippy::too_many_arguments)]
-pub fn launch_backward_input<R: Runtime>(
+/// `grad_input += d point_sample / d input` into a zeroed buffer of [`accumulation_type`]
+/// with the kernel without atomics: the same bits on every run and no atomic float add
+/// needed from the device; it walks channels whatever the layout.
+pub fn launch_backward_input_ordered<R: Runtime>(
     client: &ComputeClient<R>,
     geo: &Geometry,
     variant: Variant,
     storage: StorageType,
-    ordered: bool,
     grad_output: ArrayArg<R>,
     points: ArrayArg<R>,
     grad_input: ArrayArg<R>,
 ) {
-    let threads = if ordered { geo.ordered_threads() } else { geo.output_elements() };
+    let threads = geo.ordered_threads();
     if threads == 0 {
         return;
     }
     let (count, cube_dim) = grid(client, threads);
-    let (addr, geo_arg, dtypes) = (variant.address_type(), geo.launch_arg(), [storage, accumulation_type(storage)]);
-    if ordered {
-        point_sample_backward_input_ordered_kernel::launch::<R>(
-            client, count, cube_dim, addr, grad_output, points, grad_input, geo_arg, variant.sampling, dtypes,
-        );
-    } else {
-        point_sample_backward_input_kernel::launch::<R>(
-            client, count, cube_dim, addr, grad_output, points, grad_input, geo_arg, variant.sampling, variant.channels_last, dtypes,
-        );
-    }
-}
-
-/// `grad_points (N, P, 2)`, contiguous, `= d point_sample / d points` contracted with
-/// `grad_output`. Bilinear only: nearest sampling is piecewise constant, its gradient to the
-/// points is zero and callers write zeros themselves (nothing is launched).
-pub fn launch_backward_points<R: Runtime>(
-    client: &ComputeClient<R>,
-    geo: &Geometry,
-    variant: Variant,
-    storage: StorageType,
-    grad_output: ArrayArg<R>,
-    input: ArrayArg<R>,
-    points: ArrayArg<R>,
-    grad_points: ArrayArg<R>,
-) {
-    let threads = geo.n * geo.num_points;
-    if threads == 0 || variant.sampling.mode == Interpolation::Nearest {
-        return;
-    }
-    let (count, cube_dim) = grid(client, threads);
-    point_sample_backward_points_kernel::launch::<R>(
+    point_sample_backward_input_ordered_kernel::launch::<R>(
         client,
         count,
         cube_dim,
         variant.address_type(),
         grad_output,
-        input,
         points,
-        grad_points,
+        grad_input,
         geo.launch_arg(),
         variant.sampling,
         [storage, accumulation_type(storage)],
+    );
+}
+
+/// Which gradients one backward launch computes, and how its threads share a point
+/// ([`point_sample_backward_kernel`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct BackwardPass {
+    /// Adds into the input's gradient (float atomics).
+    pub scatter: bool,
+    /// Writes the points' gradient (bilinear only; nearest's is zero).
+    pub gather: bool,
+    /// Threads per point.
+    pub lanes: u32,
+    /// Points interleaved in a block of `lanes * stride` threads (1: a point's lanes are
+    /// neighbours).
+    pub stride: u32,
+    /// Channels per load and per atomic add: 4 or 1 ([`backward_vector`]).
+    pub vector: u32,
+}
+
+impl BackwardPass {
+    /// The thread layout for a map of this layout. Channels-last: 8 neighbouring lanes per
+    /// point, which read neighbouring channels. NCHW: 4 lanes per point over 8 interleaved
+    /// points, so that a warp reads 8 neighbouring points of `grad_output` (one 32-byte
+    /// sector) per channel. `lanes` overrides the lanes per point (benchmark sweeps; NCHW
+    /// then interleaves `min(8, 32 / lanes)` points). Without plane shuffles a point's
+    /// channel sums cannot be shared: one thread per point then gathers.
+    pub fn new(scatter: bool, gather: bool, channels_last: bool, planes: bool, vector: usize, lanes: Option<u32>) -> Self {
+        let lanes = lanes.unwrap_or(if channels_last { 8 } else { 4 }).clamp(1, 32).next_power_of_two();
+        let stride = if channels_last { 1 } else { (32 / lanes).min(8) };
+        let (lanes, stride) = if gather && !planes { (1, 1) } else { (lanes, stride) };
+        BackwardPass { scatter, gather, lanes, stride, vector: vector as u32 }
+    }
+
+    /// The kernel's `[storage, accumulation, grad_input buffer]` types: the buffer is of the
+    /// accumulation type when the pass scatters, else (unused) f32.
+    pub fn dtypes(&self, storage: StorageType) -> [StorageType; 3] {
+        let acc = accumulation_type(storage);
+        [storage, acc, if self.scatter { acc } else { StorageType::Scalar(ElemType::Float(FloatKind::F32)) }]
+    }
+
+    /// Threads of a launch over `points` points (whole blocks of `lanes * stride`).
+    pub fn threads(&self, points: usize) -> usize {
+        points.div_ceil(self.stride as usize) * (self.stride * self.lanes) as usize
+    }
+}
+
+/// Whether `client` has the plane shuffles a gathering [`BackwardPass`] with `lanes * stride`
+/// threads per block needs (and planes at least that wide).
+pub fn supports_plane_sums<R: Runtime>(client: &ComputeClient<R>, width: u32) -> bool {
+    let props = client.properties();
+    props.features.plane.contains(cubecl::ir::features::Plane::Ops) && props.hardware.plane_size_min >= width
+}
+
+/// The vector width (4, else 1) of a backward launch: channels at unit stride in every
+/// tensor it touches (`storage` tensors of `storage_bytes`, the accumulation buffer of
+/// `acc_bytes`), strides and addresses whole vectors, and atomic adds of 4 (`vector_add`,
+/// sm_90+) when it scatters. Strides are `(N, C, H, W)` / `(N, C, P)` as torch gives them.
+pub fn backward_vector(
+    channels: usize,
+    storage_bytes: usize,
+    storage: &[(u64, &[usize])],
+    accumulation: Option<(usize, u64, &[usize])>,
+    vector_add: bool,
+) -> usize {
+    // vector_width wants the channel stride last.
+    let channels_last = |s: &[usize]| -> Vec<usize> {
+        let mut v: Vec<usize> = s.iter().enumerate().filter(|(i, _)| *i != 1).map(|(_, x)| *x).collect();
+        v.push(s[1]);
+        v
+    };
+    let reordered: Vec<(u64, Vec<usize>)> = storage.iter().map(|(a, s)| (*a, channels_last(s))).collect();
+    let views: Vec<(u64, &[usize])> = reordered.iter().map(|(a, s)| (*a, &s[..])).collect();
+    let mut width = vector_width(channels, storage_bytes, &views);
+    if let Some((acc_bytes, address, strides)) = accumulation {
+        let acc = channels_last(strides);
+        width = width.min(vector_width(channels, acc_bytes, &[(address, &acc[..])]));
+        if !vector_add {
+            width = 1;
+        }
+    }
+    width
+}
+
+/// The gradients of `pass` from `grad_output (N, C, P)`: `grad_input` (zeroed, of
+/// [`accumulation_type`] when the pass scatters, else f32 and untouched, see
+/// [`BackwardPass::dtypes`]; with the strides of `geo`'s map, which are also the input's) and
+/// `grad_points` (`(N, P, 2)`, contiguous). Arrays not used by `pass` are not touched (any
+/// array of the right type will do); with `vector = 4` the map, grad_output and grad_input
+/// arrays are arrays of vectors of 4. A gathering pass with `lanes > 1` needs
+/// [`supports_plane_sums`].
+#[allow(clippy::too_many_arguments)]
+pub fn launch_backward<R: Runtime>(
+    client: &ComputeClient<R>,
+    geo: &Geometry,
+    variant: Variant,
+    storage: StorageType,
+    pass: BackwardPass,
+    [grad_output, input, points, grad_input, grad_points]: [ArrayArg<R>; 5],
+) {
+    let threads = pass.threads(geo.n * geo.num_points);
+    if threads == 0 || geo.channels == 0 && !pass.gather {
+        return;
+    }
+    // 1D cubes of a multiple of 32 threads, so blocks of lanes line up with planes.
+    let cube_dim = CubeDim::new_1d(256);
+    let count = calculate_cube_count_elemwise(client, threads, cube_dim);
+    point_sample_backward_kernel::launch::<R>(
+        client,
+        count,
+        cube_dim,
+        variant.address_type(),
+        pass.vector as usize,
+        grad_output,
+        input,
+        points,
+        grad_input,
+        grad_points,
+        geo.launch_arg(),
+        variant.sampling,
+        pass.lanes,
+        pass.stride,
+        pass.scatter,
+        pass.gather,
+        pass.dtypes(storage),
     );
 }

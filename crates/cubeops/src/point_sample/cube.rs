@@ -6,13 +6,14 @@ use burn_cubecl::ops::numeric::{empty_device_contiguous_dtype, empty_device_dtyp
 use burn_cubecl::ops::permute;
 use burn_cubecl::tensor::CubeTensor;
 use burn_cubecl::{BoolElement, CubeBackend, CubeRuntime, FloatElement, IntElement};
+use cubeops_kernels::lanes::supports_vector_add;
 use cubeops_kernels::point_sample::{
-    accumulation_type, launch_backward_input, launch_backward_points, launch_forward,
-    supports_atomic_add, Geometry, Interpolation, Sampling, Variant,
+    accumulation_type, backward_vector, launch_backward, launch_backward_input_ordered, launch_forward, supports_atomic_add,
+    supports_plane_sums, BackwardPass, Geometry, Interpolation, Sampling, Variant,
 };
 
 use super::{composite, PointSampleBackend};
-use crate::cube_args::{array, strides, wide_index};
+use crate::cube_args::{array, byte_offset, strides, vectors, wide_index};
 
 /// Launch geometry; `map` is the `(N, C, H, W)` tensor the kernel indexes (input or
 /// grad_input) and `out` the `(N, C, P)` one (output or grad_output).
@@ -73,9 +74,20 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> PointSampl
         if geo.scalars().is_err() {
             return composite::grad_input::<Self>(grad_output, input, points, sampling);
         }
-        let variant = variant(&grad_input, sampling, &[&grad_output, &points, &grad_input]);
+        let variant = variant(&grad_input, sampling, &[&grad_output, &input, &points, &grad_input]);
         let client = &grad_input.client;
-        launch_backward_input::<R>(client, &geo, variant, storage, ordered, array(&grad_output), array(&points), array(&grad_input));
+        if ordered {
+            launch_backward_input_ordered::<R>(client, &geo, variant, storage, array(&grad_output), array(&points), array(&grad_input));
+        } else {
+            let acc_strides = strides::<R, 4>(&grad_input);
+            let acc = Some((grad_input.dtype.size(), byte_offset(&grad_input), &acc_strides[..]));
+            let vector = vector_for(&grad_output, &input, acc, supports_vector_add(client, accumulation_type(storage)));
+            let pass = BackwardPass::new(true, false, variant.channels_last, true, vector, None);
+            // The points' gradient is not touched by this pass.
+            let unused = spare::<R>(&input, input.dtype);
+            let arrays = [vectors(&grad_output, vector), vectors(&input, vector), array(&points), vectors(&grad_input, vector), array(&unused)];
+            launch_backward::<R>(client, &geo, variant, storage, pass, arrays);
+        }
         cast(grad_input, input.dtype)
     }
 
@@ -97,16 +109,33 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> PointSampl
             return composite::grad_points::<Self>(grad_output, input, points, sampling);
         }
         let variant = variant(&input, sampling, &[&grad_output, &input, &points, &grad_points]);
-        launch_backward_points::<R>(
-            &grad_points.client,
-            &geo,
-            variant,
-            input.dtype.into(),
-            array(&grad_output),
-            array(&input),
-            array(&points),
-            array(&grad_points),
-        );
+        let client = &grad_points.client;
+        let vector = vector_for(&grad_output, &input, None, false);
+        let pass = BackwardPass::new(false, true, variant.channels_last, supports_plane_sums(client, 32), vector, None);
+        // The input's gradient is not touched by this pass (its buffer type is then f32).
+        let unused = spare::<R>(&input, DType::F32);
+        let arrays = [vectors(&grad_output, vector), vectors(&input, vector), array(&points), vectors(&unused, vector), array(&grad_points)];
+        launch_backward::<R>(client, &geo, variant, input.dtype.into(), pass, arrays);
         grad_points
     }
+}
+
+/// The vector width of a backward pass over `grad_output` and `input` (and the accumulation
+/// buffer `acc`: bytes per element, byte offset, strides, when it scatters).
+fn vector_for<R: CubeRuntime>(
+    grad_output: &CubeTensor<R>,
+    input: &CubeTensor<R>,
+    acc: Option<(usize, u64, &[usize])>,
+    vector_add: bool,
+) -> usize {
+    let c = input.meta.shape()[1];
+    let (go, inp) = (strides::<R, 3>(grad_output), strides::<R, 4>(input));
+    let storage = [(byte_offset(grad_output), &go[..]), (byte_offset(input), &inp[..])];
+    backward_vector(c, input.dtype.size(), &storage, acc, vector_add)
+}
+
+/// A small buffer of `dtype` for a kernel argument a pass does not touch (a separate buffer:
+/// wgpu refuses one buffer bound both read-only and writable).
+fn spare<R: CubeRuntime>(like: &CubeTensor<R>, dtype: DType) -> CubeTensor<R> {
+    empty_device_contiguous_dtype(like.client.clone(), like.device.clone(), Shape::new([4]), dtype)
 }
