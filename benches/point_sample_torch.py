@@ -7,9 +7,13 @@ traffic to the device's copy bandwidth measured in the same run.
     python benches/point_sample_torch.py                    # CUDA, the full grid
     python benches/point_sample_torch.py --smoke --device cpu --out target/bench-smoke
 
+"atom" is the backward's atomic adds (4 per (n, c, p)) per second as a fraction of the device's
+scattered atomic-add rate measured in the same run (`index_add_` at random places).
+
 Traffic model (bytes a sample must move at least once it misses the cache): forward reads 4
 corners and writes 1 value per (n, c, p) and reads the points; backward reads grad_output,
-writes 4 corner gradients and reads the corners again for grad_points. "bw" is that traffic
+adds 4 corner gradients (float32), reads the corners again for grad_points, and zero-fills
+the float32 gradient buffer (and casts it for 16-bit input). "bw" is that traffic
 divided by the time, as a fraction of the measured device-to-device copy bandwidth
 (read + write).
 """
@@ -65,9 +69,25 @@ def copy_bandwidth(device, timer):
     return 2 * size / timer(lambda: dst.copy_(src), 10)
 
 
-def traffic(n, c, p, element):
+def atomic_rate(device, timer):
+    """Scattered float32 atomic adds per second: `index_add_` (one atomicAdd per element on
+    CUDA) of 64 Mi values at random places of a 16 Mi-element buffer, the backward's access
+    pattern at the scale of its largest shapes."""
+    count, size = (64 << 20, 16 << 20) if device.type == "cuda" else (1 << 20, 1 << 18)
+    gen = torch.Generator().manual_seed(1)
+    index = torch.randint(0, size, (count,), generator=gen).to(device)
+    src = torch.ones(count, device=device)
+    dst = torch.zeros(size, device=device)
+    return count / timer(lambda: dst.index_add_(0, index, src), 5)
+
+
+def traffic(n, c, h, w, p, element):
+    """Bytes each pass must move at least (see the module's docstring)."""
     forward = (5 * n * c * p + 2 * n * p) * element
-    backward = (1 + 4 + 4) * n * c * p * element + 4 * n * p * element
+    # grad_output, the corners again (grad_points), 4 float32 atomic adds per (n, c, p), the
+    # float32 buffer's zero fill, its cast to a 16-bit input's dtype, the points in and out.
+    cast = n * c * h * w * (4 + element) if element != 4 else 0
+    backward = 5 * n * c * p * element + 4 * n * c * p * 4 + n * c * h * w * 4 + cast + 4 * n * p * element
     return forward, backward
 
 
@@ -163,6 +183,7 @@ def main(argv=None):
     parser.add_argument("--repeat", type=int, default=None, help="samples per measurement (default 20, smoke 2)")
     parser.add_argument("--batch", type=int, default=None, help="back-to-back calls per sample (default 10, smoke 1)")
     parser.add_argument("--dtypes", default="float32,bfloat16,float16")
+    parser.add_argument("--shapes", default=None, help="comma-separated indices into the full grid (e.g. 0,5), for sweeps")
     parser.add_argument("--align-corners", default="False,True",
                         help="align_corners values (True: torch sends bilinear/zeros grid_sample to cuDNN)")
     parser.add_argument("--out", default="target/bench", help="directory for point_sample.csv and point_sample.png")
@@ -172,17 +193,21 @@ def main(argv=None):
         return replot(args.replot, args.out)
     device = torch.device(args.device)
     shapes = SMOKE if args.smoke else FULL
+    if args.shapes:
+        shapes = [shapes[int(i)] for i in args.shapes.split(",")]
     repeat = args.repeat or (2 if args.smoke else 20)
     batch = args.batch or (1 if args.smoke else 10)
     dtypes = [DTYPES[d] for d in args.dtypes.split(",")]
     aligns = [{"False": False, "True": True}[a] for a in args.align_corners.split(",")]
     timer = Timer(device, batch)
     bandwidth = copy_bandwidth(device, timer)
+    atomics = atomic_rate(device, timer)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
     print(f"{name}, torch {torch.__version__}, cubeops {cubeops.__version__}; medians of {repeat} samples of {batch} calls; "
-          f"copy bandwidth {bandwidth / 1e9:.0f} GB/s (read + write)")
+          f"copy bandwidth {bandwidth / 1e9:.0f} GB/s (read + write); scattered atomic adds {atomics / 1e9:.1f} G/s")
     head = (f"{'(N, C, H, W, P)':>26} {'ac':>2} {'layout':>6} {'dtype':>8} | {'fwd ms':>7} {'ref':>7} {'x':>5} | "
-            f"{'bwd ms':>7} {'ref':>7} {'x':>5} | {'f+b ms':>7} {'ref':>7} {'x':>5} | {'bw fwd':>6} {'bw bwd':>6} | {'det bwd':>7}")
+            f"{'bwd ms':>7} {'ref':>7} {'x':>5} | {'f+b ms':>7} {'ref':>7} {'x':>5} | {'bw fwd':>6} {'bw bwd':>6} {'atom':>6} | "
+            f"{'det bwd':>7}")
     print(head)
     rows, total, done = [], len(shapes) * len(aligns) * 2 * len(dtypes), 0
     for (n, c, h, w, p), align, layout, dtype in (
@@ -200,20 +225,20 @@ def main(argv=None):
         ours = measure(cubeops.point_sample, x, pts, align, timer, repeat)
         ref = measure(grid_sample, x, pts, align, timer, repeat)
         det_bwd = deterministic_backward(ours[3], timer, repeat)
-        fwd_bytes, bwd_bytes = traffic(n, c, p, x.element_size())
+        fwd_bytes, bwd_bytes = traffic(n, c, h, w, p, x.element_size())
         row = dict(shape=f"({n}, {c}, {h}, {w}, {p})", align_corners=align, layout=layout, dtype=str(dtype)[6:],
                    fwd_ms=ours[0] * 1e3, ref_fwd_ms=ref[0] * 1e3, bwd_ms=ours[1] * 1e3,
                    ref_bwd_ms=ref[1] * 1e3, both_ms=ours[2] * 1e3, ref_both_ms=ref[2] * 1e3,
                    speedup_fwd=ref[0] / ours[0], speedup_bwd=ref[1] / ours[1], speedup_both=ref[2] / ours[2],
                    bw_fwd=fwd_bytes / ours[0] / bandwidth, bw_bwd=bwd_bytes / ours[1] / bandwidth,
-                   det_bwd_ms=det_bwd * 1e3)
+                   atomic_bwd=4 * n * c * p / ours[1] / atomics, det_bwd_ms=det_bwd * 1e3)
         rows.append(row)
         done += 1
         progress(done, total, label)
         print(f"{row['shape']:>26} {'T' if align else 'F':>2} {layout:>6} {row['dtype']:>8} | {row['fwd_ms']:7.3f} {row['ref_fwd_ms']:7.3f} "
               f"{row['speedup_fwd']:5.2f} | {row['bwd_ms']:7.3f} {row['ref_bwd_ms']:7.3f} {row['speedup_bwd']:5.2f} | "
               f"{row['both_ms']:7.3f} {row['ref_both_ms']:7.3f} {row['speedup_both']:5.2f} | "
-              f"{row['bw_fwd']:6.1%} {row['bw_bwd']:6.1%} | {row['det_bwd_ms']:7.3f}", flush=True)
+              f"{row['bw_fwd']:6.1%} {row['bw_bwd']:6.1%} {row['atomic_bwd']:6.1%} | {row['det_bwd_ms']:7.3f}", flush=True)
         del x, pts
     os.makedirs(args.out, exist_ok=True)
     csv_path, png_path = os.path.join(args.out, "point_sample.csv"), os.path.join(args.out, "point_sample.png")

@@ -165,6 +165,25 @@ def profile_host(shape, device, smoke, steps=50):
         for (file, line, name), (calls, _, own, cumulative, _) in rows:
             print(f"  {own / steps * 1e6:8.1f} us own {cumulative / steps * 1e6:8.1f} us cum {calls // steps:4d} calls  "
                   f"{os.path.basename(file)}:{line} {name}")
+        if device.type == "cuda":
+            gpu_kernels(step, impl, steps=10)
+
+
+def gpu_kernels(step, impl, steps):
+    """The GPU side of a step: torch.profiler's kernels by total device time per step."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with point_sample_impl(impl):
+        with profile(activities=[ProfilerActivity.CUDA]) as prof:
+            for _ in range(steps):
+                step()
+            torch.cuda.synchronize()
+    events = [e for e in prof.key_averages() if e.device_time_total > 0]
+    events.sort(key=lambda e: e.device_time_total, reverse=True)
+    total = sum(e.device_time_total for e in events) / steps
+    print(f"== {impl}: GPU kernels, {total:.1f} us device time per step; top by time per step:")
+    for e in events[:14]:
+        print(f"  {e.device_time_total / steps:8.1f} us {e.count // steps:4d} calls  {e.key[:90]}")
 
 
 def plot(rows, path):

@@ -8,6 +8,8 @@ than the kernels take on the GPU at PointHead sizes (docs/gpu-testing.md). ONNX 
 `export_graph`, grid_sample itself (ONNX `GridSample`).
 """
 
+import functools
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -69,12 +71,56 @@ def _launch_backward(
     )
 
 
+# NCHW maps with at least this many channels add their gradient into a channels-last buffer
+# (`_scatter_channels_last`).
+CHANNELS_LAST_SCATTER_MIN = 64
+
+
+@functools.cache
+def _vector_atomics(device_index: int) -> bool:
+    # Atomic adds of 4 floats (red.global.add.v4.f32): sm_90 and later.
+    return torch.cuda.get_device_capability(device_index)[0] >= 9
+
+
+def _scatter_channels_last(input: Tensor) -> bool:
+    """Whether the input's gradient is added into a channels-last float32 buffer although
+    the input is NCHW: one vector atomic per 4 channels instead of 4 scalar ones (NCHW's
+    atomics are what bounds its backward: ~85 % of L2 throughput at PointHead's sizes), for
+    the price of transposing grad_output (N x C x P) and the gradient (N x C x H x W) once,
+    the second pass folded into the cast 16-bit input needs anyway (docs/benchmarks.md)."""
+    c = input.shape[1]
+    return (
+        input.device.type == "cuda" and c >= CHANNELS_LAST_SCATTER_MIN and c % 4 == 0 and input.dtype != torch.float64
+        and input.stride(1) > input.stride(3) and not torch.are_deterministic_algorithms_enabled()
+        and _vector_atomics(input.get_device())
+    )
+
+
+def _input_gradient(
+    grad_output: Tensor, input: Tensor, points: Tensor, align_corners: bool, mode: str, padding_mode: str,
+    grad_points=None,
+) -> Tensor:
+    """The input's gradient in its dtype (and, when `grad_points` is given, the points' in
+    it): one bridge call, or two for the channels-last scatter (each reads grad_output in
+    the order it wants)."""
+    sampling = (align_corners, mode, padding_mode)
+    if _scatter_channels_last(input):
+        n, c, h, w = input.shape
+        buffer = torch.empty((n, h, w, c), device=input.device).permute(0, 3, 1, 2)
+        channels_fastest = grad_output.transpose(1, 2).contiguous().transpose(1, 2)
+        _launch_backward(channels_fastest, input, points, buffer, None, *sampling)
+        if grad_points is not None:
+            _launch_backward(grad_output, input, points, None, grad_points, *sampling)
+        return buffer.to(input.dtype, memory_format=torch.contiguous_format)
+    grad_input = _new_grad_input(input)
+    _launch_backward(grad_output, input, points, grad_input, grad_points, *sampling)
+    return grad_input.to(input.dtype)
+
+
 def _run_grad_input(
     grad_output: Tensor, input: Tensor, points: Tensor, align_corners: bool, mode: str, padding_mode: str
 ) -> Tensor:
-    grad_input = _new_grad_input(input)
-    _launch_backward(grad_output, input, points, grad_input, None, align_corners, mode, padding_mode)
-    return grad_input.to(input.dtype)
+    return _input_gradient(grad_output, input, points, align_corners, mode, padding_mode)
 
 
 def _zero_grad_points(points: Tensor) -> Tensor:
@@ -127,15 +173,16 @@ def _backward(ctx, grad_output):
 
 
 def _eager_backward(ctx, grad_output):
-    # Both gradients through one bridge call: host time is what small problems pay.
+    # Both gradients through one bridge call where possible: host time is what small problems pay.
     input, points = ctx.saved_tensors
     align_corners, mode, padding_mode = ctx.sampling
-    grad_input = _new_grad_input(input) if ctx.needs_input_grad[0] else None
     launch_points = ctx.needs_input_grad[1] and mode != "nearest"
     grad_points = points.new_empty(points.shape) if launch_points else None
-    _launch_backward(grad_output, input, points, grad_input, grad_points, align_corners, mode, padding_mode)
-    if grad_input is not None:
-        grad_input = grad_input.to(input.dtype)
+    grad_input = None
+    if ctx.needs_input_grad[0]:
+        grad_input = _input_gradient(grad_output, input, points, align_corners, mode, padding_mode, grad_points)
+    elif launch_points:
+        _launch_backward(grad_output, input, points, None, grad_points, align_corners, mode, padding_mode)
     if ctx.needs_input_grad[1] and not launch_points:
         grad_points = _zero_grad_points(points)
     return grad_input, grad_points, None, None, None
