@@ -71,9 +71,11 @@ def _launch_backward(
     )
 
 
-# NCHW maps with at least this many channels add their gradient into a channels-last buffer
-# (`_scatter_channels_last`).
+# NCHW maps with at least this many channels, and calls with at least this many atomic adds
+# (N * C * P), add their gradient into a channels-last buffer (`_scatter_channels_last`).
+# Below the second, the backward is bound by host time, which the extra transposes add to.
 CHANNELS_LAST_SCATTER_MIN = 64
+CHANNELS_LAST_SCATTER_MIN_ADDS = 1 << 23
 
 
 @functools.cache
@@ -82,15 +84,17 @@ def _vector_atomics(device_index: int) -> bool:
     return torch.cuda.get_device_capability(device_index)[0] >= 9
 
 
-def _scatter_channels_last(input: Tensor) -> bool:
+def _scatter_channels_last(input: Tensor, num_points: int) -> bool:
     """Whether the input's gradient is added into a channels-last float32 buffer although
     the input is NCHW: one vector atomic per 4 channels instead of 4 scalar ones (NCHW's
     atomics are what bounds its backward: ~85 % of L2 throughput at PointHead's sizes), for
     the price of transposing grad_output (N x C x P) and the gradient (N x C x H x W) once,
-    the second pass folded into the cast 16-bit input needs anyway (docs/benchmarks.md)."""
-    c = input.shape[1]
+    the second pass folded into the cast 16-bit input needs anyway. Taken where that was
+    measured faster: large calls (docs/benchmarks.md, session 10)."""
+    n, c = input.shape[:2]
     return (
         input.device.type == "cuda" and c >= CHANNELS_LAST_SCATTER_MIN and c % 4 == 0 and input.dtype != torch.float64
+        and n * c * num_points >= CHANNELS_LAST_SCATTER_MIN_ADDS
         and input.stride(1) > input.stride(3) and not torch.are_deterministic_algorithms_enabled()
         and _vector_atomics(input.get_device())
     )
@@ -104,7 +108,7 @@ def _input_gradient(
     it): one bridge call, or two for the channels-last scatter (each reads grad_output in
     the order it wants)."""
     sampling = (align_corners, mode, padding_mode)
-    if _scatter_channels_last(input):
+    if _scatter_channels_last(input, points.shape[1]):
         n, c, h, w = input.shape
         buffer = torch.empty((n, h, w, c), device=input.device).permute(0, 3, 1, 2)
         channels_fastest = grad_output.transpose(1, 2).contiguous().transpose(1, 2)
