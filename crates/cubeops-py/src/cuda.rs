@@ -91,22 +91,21 @@ pub fn backward(grad: &TensorDesc, input: &TensorDesc, points: &TensorDesc, grad
             return Err(PyValueError::new_err("nearest sampling has no gradient to the points (it is zero): nothing to launch"));
         }
     }
-    let device = input.device as usize;
-    let accumulation = if let Some(gi) = grads.input {
-        let expected = if input.dtype == DType::F64 { DType::F64 } else { DType::F32 };
-        if gi.dtype != expected {
-            return Err(PyValueError::new_err(format!("`grad_input` accumulates in {expected:?}, got {:?}", gi.dtype)));
+    let accumulation = match grads.input {
+        Some(gi) => {
+            let expected = if input.dtype == DType::F64 { DType::F64 } else { DType::F32 };
+            if gi.dtype != expected {
+                return Err(PyValueError::new_err(format!("`grad_input` accumulates in {expected:?}, got {:?}", gi.dtype)));
+            }
+            let span = dense_span(gi).ok_or_else(|| PyValueError::new_err("`grad_input` must be dense (no gaps, no overlaps)"))?;
+            let gi_geo = geometry(gi, points, grad)?;
+            cuda::zero(input.device as usize, stream, gi.ptr as u64, span * gi.dtype.size()).map_err(PyRuntimeError::new_err)?;
+            Some((gi, gi_geo))
         }
-        let span = dense_span(gi).ok_or_else(|| PyValueError::new_err("`grad_input` must be dense (no gaps, no overlaps)"))?;
-        geometry(gi, points, grad)?;
-        cuda::zero(device, stream, gi.ptr as u64, span * gi.dtype.size()).map_err(PyRuntimeError::new_err)?;
-        Some(gi)
-    } else {
-        None
+        None => None,
     };
     let mut gather = grads.points;
-    if let Some(gi) = accumulation {
-        let gi_geo = geometry(gi, points, grad)?;
+    if let Some((gi, gi_geo)) = accumulation {
         if grads.deterministic {
             let variant = variant(gi, &[grad, points, gi], sampling);
             run(Kernel::BackwardInputOrdered, stream, &gi_geo, variant, input.dtype, &[grad, points, gi])?;
