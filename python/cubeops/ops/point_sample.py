@@ -110,7 +110,7 @@ def _input_gradient(
     sampling = (align_corners, mode, padding_mode)
     if _scatter_channels_last(input, points.shape[1]):
         n, c, h, w = input.shape
-        buffer = torch.empty((n, h, w, c), device=input.device).permute(0, 3, 1, 2)
+        buffer = torch.empty((n, h, w, c), dtype=torch.float32, device=input.device).permute(0, 3, 1, 2)
         channels_fastest = grad_output.transpose(1, 2).contiguous().transpose(1, 2)
         _launch_backward(channels_fastest, input, points, buffer, None, *sampling)
         if grad_points is not None:
