@@ -248,6 +248,22 @@ def test_eager_path_equals_custom_op(device):
 
 
 @pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("points_shape", [(21,), (3, 7)], ids=["points3d", "points4d"])
+def test_no_grad_path_equals_autograd_path(device, points_shape):
+    """Calls with nothing to differentiate skip the autograd Function (host time): the same
+    values, and an output that does not require grad."""
+    x, p = make(2, 3, 6, 5, points_shape, torch.float32, device, seed=13)
+    with_graph = cubeops.point_sample(x.clone().requires_grad_(), p)
+    with torch.no_grad():
+        no_grad = cubeops.point_sample(x.clone().requires_grad_(), p)
+    plain = cubeops.point_sample(x, p)
+    assert with_graph.requires_grad and not no_grad.requires_grad and not plain.requires_grad
+    assert torch.equal(with_graph.detach(), no_grad) and torch.equal(no_grad, plain)
+    want = grid_sample_point_sample(x.double(), p.double())
+    torch.testing.assert_close(plain.double(), want, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("device", DEVICES)
 def test_deterministic_mode(device):
     """torch.use_deterministic_algorithms(True) selects the kernel without float atomics on
     CUDA (the CPU kernel has none): same gradients as grid_sample, the same bits twice."""

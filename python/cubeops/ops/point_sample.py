@@ -283,9 +283,12 @@ def point_sample(
         return export_graph(input, points, bool(align_corners), mode, padding_mode)
     n, c = input.shape[:2]
     # Explicit size: -1 is ambiguous for an empty batch.
-    flat = points.reshape(n, points.shape[1:-1].numel(), 2)
+    flat = points if points.dim() == 3 else points.reshape(n, points.shape[1:-1].numel(), 2)
     if torch.compiler.is_compiling():
         out = _forward(input, flat, bool(align_corners), mode, padding_mode)
-    else:
+    elif torch.is_grad_enabled() and (input.requires_grad or points.requires_grad):
         out = _EagerPointSample.apply(input, flat, bool(align_corners), mode, padding_mode)
+    else:
+        # Nothing to differentiate: the kernel without the autograd Function's host time.
+        out = _run_forward(input, flat, bool(align_corners), mode, padding_mode)
     return out if points.dim() == 3 else out.reshape(n, c, *points.shape[1:3])
