@@ -271,7 +271,7 @@ pub fn launch_backward<R: Runtime>(
     [grad_output, input, points, grad_input, grad_points]: [ArrayArg<R>; 5],
 ) {
     let threads = pass.threads(geo.n * geo.num_points);
-    if threads == 0 || geo.channels == 0 && !pass.gather {
+    if threads == 0 || (geo.channels == 0 && !pass.gather) {
         return;
     }
     // 1D cubes of a multiple of 32 threads, so blocks of lanes line up with planes.
