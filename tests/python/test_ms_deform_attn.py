@@ -73,6 +73,21 @@ def test_matches_float64_reference(device, dtype, tol, shape):
 
 
 @pytest.mark.parametrize("device", DEVICES)
+def test_no_grad_path_equals_autograd_path(device):
+    """Calls with nothing to differentiate run the forward without the autograd Function
+    (host time): the same values, no graph."""
+    value, locations, weights, _, shapes = make_case(2, 2, 8, 5, 3, [(4, 6), (2, 3)], device, seed=4)
+    value, locations, weights = (t.float() for t in (value, locations, weights))
+    starts = starts_of(shapes)
+    with_graph = cubeops.ms_deform_attn(value.clone().requires_grad_(), shapes, starts, locations, weights)
+    with torch.no_grad():
+        no_grad = cubeops.ms_deform_attn(value.clone().requires_grad_(), shapes, starts, locations, weights)
+    plain = cubeops.ms_deform_attn(value, shapes, starts, locations, weights)
+    assert with_graph.requires_grad and not no_grad.requires_grad and not plain.requires_grad
+    assert torch.equal(with_graph.detach(), no_grad) and torch.equal(no_grad, plain)
+
+
+@pytest.mark.parametrize("device", DEVICES)
 def test_float32_pixel_centres_use_the_exact_cell(device):
     # float32(13/14) * 7 rounds up to 6.5 while the exact product is 6.4999998: the point lies
     # just inside cell 5, whose side decides the location gradient (it jumps at the centre).

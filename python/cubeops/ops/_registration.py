@@ -5,7 +5,8 @@
 - `eager_function`: a plain autograd.Function over the same kernels, for eager calls (torch.library's
   Python dispatch costs more host time than small kernels take on the GPU, docs/gpu-testing.md);
 - `call`: the entry that picks the plain-torch `export_graph` under ONNX export, the custom op
-  under torch.compile, the eager Function otherwise.
+  under torch.compile, the eager Function where something requires grad, else the forward
+  alone.
 """
 
 from typing import Callable
@@ -30,7 +31,9 @@ def eager_function(name: str, forward: Callable, backward: Callable, setup_conte
         setup_context(ctx, args, None)
         return forward(*args)
 
-    return type(name, (torch.autograd.Function,), {"forward": staticmethod(run), "backward": staticmethod(backward)})
+    # `impl`: the forward without the Function, for calls with nothing to differentiate.
+    methods = {"forward": staticmethod(run), "backward": staticmethod(backward), "impl": staticmethod(forward)}
+    return type(name, (torch.autograd.Function,), methods)
 
 
 def call(export_graph: Callable, compiled, eager: type, *args):
@@ -39,4 +42,7 @@ def call(export_graph: Callable, compiled, eager: type, *args):
         return export_graph(*args)
     if torch.compiler.is_compiling():
         return compiled(*args)
-    return eager.apply(*args)
+    if torch.is_grad_enabled() and any(isinstance(a, torch.Tensor) and a.requires_grad for a in args):
+        return eager.apply(*args)
+    # Nothing to differentiate (inference, no_grad): the kernels without the Function's host time.
+    return eager.impl(*args)

@@ -290,5 +290,5 @@ def point_sample(
         out = _EagerPointSample.apply(input, flat, bool(align_corners), mode, padding_mode)
     else:
         # Nothing to differentiate: the kernel without the autograd Function's host time.
-        out = _run_forward(input, flat, bool(align_corners), mode, padding_mode)
+        out = _EagerPointSample.impl(input, flat, bool(align_corners), mode, padding_mode)
     return out if points.dim() == 3 else out.reshape(n, c, *points.shape[1:3])
