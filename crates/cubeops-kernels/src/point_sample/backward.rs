@@ -22,7 +22,8 @@ use crate::lanes::{group_sum, read_vector};
 /// and the same bits on every run.
 ///
 /// `grad_input` is a zeroed buffer of `G`, the accumulation type (f32, or f64 for f64
-/// storage), with the input's strides (`geo`'s map strides), cast by the caller; untouched
+/// storage), with `geo`'s map strides (the input's, when `gather` reads the input in the same
+/// pass), cast by the caller; untouched
 /// without `scatter` (`G` is then f32, which every device with float atomics can declare:
 /// f64 atomics cannot even be declared on wgpu; see [`super::BackwardPass::dtypes`]).
 /// `grad_points` is a contiguous `(N, P, 2)` buffer; untouched without `gather`. `input` is
