@@ -16,7 +16,7 @@ from torch import Tensor
 
 from .. import _native
 from .._bridge import SUPPORTED_DTYPES, describe, exporting, stream
-from ._registration import custom_op, eager_function
+from ._registration import call, custom_op, eager_function
 
 
 MODES = ("bilinear", "nearest")
@@ -284,11 +284,7 @@ def point_sample(
     n, c = input.shape[:2]
     # Explicit size: -1 is ambiguous for an empty batch.
     flat = points if points.dim() == 3 else points.reshape(n, points.shape[1:-1].numel(), 2)
-    if torch.compiler.is_compiling():
-        out = _forward(input, flat, bool(align_corners), mode, padding_mode)
-    elif torch.is_grad_enabled() and (input.requires_grad or points.requires_grad):
-        out = _EagerPointSample.apply(input, flat, bool(align_corners), mode, padding_mode)
-    else:
-        # Nothing to differentiate: the kernel without the autograd Function's host time.
-        out = _EagerPointSample.impl(input, flat, bool(align_corners), mode, padding_mode)
+    # The custom op under torch.compile, else the eager Function (or, with nothing to
+    # differentiate, its forward alone); ONNX export returned above, on the unflattened points.
+    out = call(export_graph, _forward, _EagerPointSample, input, flat, bool(align_corners), mode, padding_mode)
     return out if points.dim() == 3 else out.reshape(n, c, *points.shape[1:3])
