@@ -12,9 +12,11 @@ __version__: str
 def point_sample_forward(
     input: TensorDesc, points: TensorDesc, output: TensorDesc, align_corners: bool, mode: str, padding_mode: str, stream: int
 ) -> None: ...
-# The gradients into the buffers given (either may be None). grad_input: the result on the CPU,
-# a zeroed float32 (float64) accumulation buffer on CUDA; `deterministic` picks the CUDA kernel
-# without float atomics. grad_points: contiguous (N, P, 2); bilinear only on CUDA (nearest's is zero).
+# The gradients into the buffers given (either may be None). grad_input: the result on the CPU;
+# on CUDA a dense float32 (float64) accumulation buffer, which this call zeroes on the stream
+# (one kernel pass for both gradients when it has the input's strides); `deterministic` picks the
+# CUDA kernel without float atomics. grad_points: contiguous (N, P, 2); bilinear only on CUDA
+# (nearest's is zero).
 def point_sample_backward(
     grad_output: TensorDesc, input: TensorDesc, points: TensorDesc, grad_input: Optional[TensorDesc],
     grad_points: Optional[TensorDesc], align_corners: bool, mode: str, padding_mode: str, deterministic: bool, stream: int,
