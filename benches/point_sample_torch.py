@@ -6,6 +6,7 @@ traffic to the device's copy bandwidth measured in the same run.
 
     python benches/point_sample_torch.py                    # CUDA, the full grid
     python benches/point_sample_torch.py --smoke --device cpu --out target/bench-smoke
+    python benches/point_sample_torch.py --dtypes bf16-autocast --align-corners False   # under AMP
 
 "atom" is the backward's atomic adds (4 per (n, c, p)) per second as a fraction of the device's
 scattered atomic-add rate measured in the same run (`index_add_` at random places).
@@ -13,7 +14,8 @@ scattered atomic-add rate measured in the same run (`index_add_` at random place
 Traffic model (bytes a sample must move at least once it misses the cache): forward reads 4
 corners and writes 1 value per (n, c, p) and reads the points; backward reads grad_output,
 adds 4 corner gradients (float32), reads the corners again for grad_points, and zero-fills
-the float32 gradient buffer (and casts it for 16-bit input). "bw" is that traffic
+the float32 gradient buffer (and casts it for 16-bit input); bf16-autocast rows are counted
+as bfloat16 (their float32 output and output gradient are not). "bw" is that traffic
 divided by the time, as a fraction of the measured device-to-device copy bandwidth
 (read + write).
 """
@@ -40,7 +42,11 @@ FULL = [
     (2, 64, 400, 400, 32768), (1, 128, 200, 200, 100000), (8, 32, 200, 200, 100000),
 ]
 SMOKE = [(1, 3, 8, 8, 16), (2, 5, 12, 10, 40)]
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+# name: (the map's dtype, under torch.autocast). "bf16-autocast": a bfloat16 map and float32
+# points under bf16 autocast (PointHead under AMP): a float32 result on both sides, grid_sample
+# copying the map to float32 first, cubeops reading it in place.
+DTYPES = {"float32": (torch.float32, False), "bfloat16": (torch.bfloat16, False), "float16": (torch.float16, False),
+          "bf16-autocast": (torch.bfloat16, True)}
 
 
 def grid_sample(input, points, align_corners=False):
@@ -89,6 +95,13 @@ def traffic(n, c, h, w, p, element):
     cast = n * c * h * w * (4 + element) if element != 4 else 0
     backward = 5 * n * c * p * element + 4 * n * c * p * 4 + n * c * h * w * 4 + cast + 4 * n * p * element
     return forward, backward
+
+
+def under_autocast(fn, device):
+    def run(x, p, align_corners):
+        with torch.autocast(device.type, dtype=x.dtype):
+            return fn(x, p, align_corners)
+    return run
 
 
 def measure(fn_fwd, x, p, align_corners, timer, repeat):
@@ -182,7 +195,7 @@ def main(argv=None):
     parser.add_argument("--smoke", action="store_true", help="two tiny shapes, 2 repeats: checks the script runs")
     parser.add_argument("--repeat", type=int, default=None, help="samples per measurement (default 20, smoke 2)")
     parser.add_argument("--batch", type=int, default=None, help="back-to-back calls per sample (default 10, smoke 1)")
-    parser.add_argument("--dtypes", default="float32,bfloat16,float16")
+    parser.add_argument("--dtypes", default="float32,bfloat16,float16", help=f"some of {', '.join(DTYPES)}")
     parser.add_argument("--shapes", default=None, help="comma-separated indices into the full grid (e.g. 0,5), for sweeps")
     parser.add_argument("--align-corners", default="False,True",
                         help="align_corners values (True: torch sends bilinear/zeros grid_sample to cuDNN)")
@@ -197,7 +210,7 @@ def main(argv=None):
         shapes = [shapes[int(i)] for i in args.shapes.split(",")]
     repeat = args.repeat or (2 if args.smoke else 20)
     batch = args.batch or (1 if args.smoke else 10)
-    dtypes = [DTYPES[d] for d in args.dtypes.split(",")]
+    dtypes = [(d, DTYPES[d]) for d in args.dtypes.split(",")]
     aligns = [{"False": False, "True": True}[a] for a in args.align_corners.split(",")]
     timer = Timer(device, batch)
     bandwidth = copy_bandwidth(device, timer)
@@ -210,23 +223,25 @@ def main(argv=None):
             f"{'det bwd':>7}")
     print(head)
     rows, total, done = [], len(shapes) * len(aligns) * 2 * len(dtypes), 0
-    for (n, c, h, w, p), align, layout, dtype in (
+    for (n, c, h, w, p), align, layout, (dtype_name, (dtype, autocast)) in (
         (shape, align, layout, dtype)
         for shape in shapes for align in aligns for layout in ("nchw", "nhwc") for dtype in dtypes
     ):
-        label = f"({n}, {c}, {h}, {w}, {p}) {'ac ' if align else ''}{layout} {str(dtype)[6:]}"
+        label = f"({n}, {c}, {h}, {w}, {p}) {'ac ' if align else ''}{layout} {dtype_name}"
         progress(done, total, label)
         gen = torch.Generator().manual_seed(0)
         x = torch.randn(n, c, h, w, generator=gen).to(device=device, dtype=dtype)
         if layout == "nhwc":
             x = x.contiguous(memory_format=torch.channels_last)
         x.requires_grad_()
-        pts = torch.rand(n, p, 2, generator=gen).to(device=device, dtype=dtype).requires_grad_()
-        ours = measure(cubeops.point_sample, x, pts, align, timer, repeat)
-        ref = measure(grid_sample, x, pts, align, timer, repeat)
+        pts = torch.rand(n, p, 2, generator=gen).to(device=device, dtype=torch.float32 if autocast else dtype)
+        pts.requires_grad_()
+        wrap = (lambda fn: under_autocast(fn, device)) if autocast else (lambda fn: fn)
+        ours = measure(wrap(cubeops.point_sample), x, pts, align, timer, repeat)
+        ref = measure(wrap(grid_sample), x, pts, align, timer, repeat)
         det_bwd = deterministic_backward(ours[3], timer, repeat)
         fwd_bytes, bwd_bytes = traffic(n, c, h, w, p, x.element_size())
-        row = dict(shape=f"({n}, {c}, {h}, {w}, {p})", align_corners=align, layout=layout, dtype=str(dtype)[6:],
+        row = dict(shape=f"({n}, {c}, {h}, {w}, {p})", align_corners=align, layout=layout, dtype=dtype_name,
                    fwd_ms=ours[0] * 1e3, ref_fwd_ms=ref[0] * 1e3, bwd_ms=ours[1] * 1e3,
                    ref_bwd_ms=ref[1] * 1e3, both_ms=ours[2] * 1e3, ref_both_ms=ref[2] * 1e3,
                    speedup_fwd=ref[0] / ours[0], speedup_bwd=ref[1] / ours[1], speedup_both=ref[2] / ours[2],

@@ -9,6 +9,8 @@ __version__: str
 
 # `stream` is a CUstream (torch.cuda.current_stream().cuda_stream) for CUDA tensors, 0 on the CPU.
 # mode: 'bilinear' | 'nearest'; padding_mode: 'zeros' | 'border' | 'reflection' (else ValueError).
+# point_sample: points and output share a dtype; the input has it too, or on CUDA is
+# float16/bfloat16 with float32 points and output (torch.autocast: the map read in place).
 def point_sample_forward(
     input: TensorDesc, points: TensorDesc, output: TensorDesc, align_corners: bool, mode: str, padding_mode: str, stream: int
 ) -> None: ...
@@ -16,7 +18,7 @@ def point_sample_forward(
 # on CUDA a dense float32 (float64) accumulation buffer, which this call zeroes on the stream
 # (one kernel pass for both gradients when it has the input's strides); `deterministic` picks the
 # CUDA kernel without float atomics. grad_points: contiguous (N, P, 2); bilinear only on CUDA
-# (nearest's is zero).
+# (nearest's is zero). grad_output and grad_points have the points' dtype.
 def point_sample_backward(
     grad_output: TensorDesc, input: TensorDesc, points: TensorDesc, grad_input: Optional[TensorDesc],
     grad_points: Optional[TensorDesc], align_corners: bool, mode: str, padding_mode: str, deterministic: bool, stream: int,

@@ -52,8 +52,10 @@ fn wide_index(descs: &[&TensorDesc]) -> bool {
     descs.iter().any(|d| d.available > u32::MAX as usize)
 }
 
-fn variant(map: &TensorDesc, descs: &[&TensorDesc], sampling: Sampling) -> Variant {
-    Variant::for_map(&map.strides, sampling, wide_index(descs))
+/// The kernel variant for `map`'s layout; `points` f32 with a 16-bit `input` is autocast's
+/// case (f32 points, output and gradients), checked by the caller.
+fn variant(map: &TensorDesc, input: &TensorDesc, points: &TensorDesc, descs: &[&TensorDesc], sampling: Sampling) -> Variant {
+    Variant { f32_points: points.dtype != input.dtype, ..Variant::for_map(&map.strides, sampling, wide_index(descs)) }
 }
 
 fn run(kernel: Kernel, stream: u64, geo: &Geometry, variant: Variant, dtype: DType, descs: &[&TensorDesc]) -> PyResult<()> {
@@ -64,7 +66,7 @@ fn run(kernel: Kernel, stream: u64, geo: &Geometry, variant: Variant, dtype: DTy
 
 pub fn forward(input: &TensorDesc, points: &TensorDesc, out: &TensorDesc, sampling: Sampling, stream: u64) -> PyResult<()> {
     let geo = geometry(input, points, out)?;
-    let variant = variant(input, &[input, points, out], sampling);
+    let variant = variant(input, input, points, &[input, points, out], sampling);
     run(Kernel::Forward, stream, &geo, variant, input.dtype, &[input, points, out])
 }
 
@@ -72,7 +74,7 @@ pub fn forward(input: &TensorDesc, points: &TensorDesc, out: &TensorDesc, sampli
 pub struct Grads<'a> {
     /// float32 (float64 for float64 input), dense (any order of dimensions); zeroed here.
     pub input: Option<&'a TensorDesc>,
-    /// `(N, P, 2)`, contiguous, of the input's dtype.
+    /// `(N, P, 2)`, contiguous, of the points' dtype.
     pub points: Option<&'a TensorDesc>,
     /// The input's gradient from the kernel without atomics.
     pub deterministic: bool,
@@ -107,7 +109,7 @@ pub fn backward(grad: &TensorDesc, input: &TensorDesc, points: &TensorDesc, grad
     let mut gather = grads.points;
     if let Some((gi, gi_geo)) = accumulation {
         if grads.deterministic {
-            let variant = variant(gi, &[grad, points, gi], sampling);
+            let variant = variant(gi, input, points, &[grad, points, gi], sampling);
             run(Kernel::BackwardInputOrdered, stream, &gi_geo, variant, input.dtype, &[grad, points, gi])?;
         } else {
             // One pass for both when the buffer has the input's strides.
@@ -155,17 +157,14 @@ fn pass(
     stream: u64,
 ) -> PyResult<()> {
     let map = grad_input.unwrap_or(input);
-    let variant = variant(map, &[grad, input, points, map], sampling);
+    let variant = variant(map, input, points, &[grad, input, points, map], sampling);
     let device = input.device as usize;
     let scatter = grad_input.is_some();
     let gather = grad_points.is_some();
-    let mut storage: Vec<(u64, &[usize])> = vec![(grad.ptr as u64, &grad.strides[..])];
-    if gather {
-        storage.push((input.ptr as u64, &input.strides[..]));
-    }
+    let read = [Some(grad), gather.then_some(input), grad_input];
+    let tensors: Vec<(usize, u64, &[usize])> = read.iter().flatten().map(|t| (t.dtype.size(), t.ptr as u64, &t.strides[..])).collect();
     let vector_add = !scatter || (input.dtype != DType::F64 && cuda::compute_capability(device).map_err(PyRuntimeError::new_err)? >= 90);
-    let acc = grad_input.map(|gi| (gi.dtype.size(), gi.ptr as u64, &gi.strides[..]));
-    let vector = backward_vector(geo.channels, input.dtype.size(), &storage, acc, vector_add);
+    let vector = backward_vector(geo.channels, &tensors, vector_add);
     let lanes = tuned(&BACKWARD_LANES, "CUBEOPS_POINT_SAMPLE_LANES", None, 32);
     let pass = BackwardPass::new(scatter, gather, variant.channels_last, true, vector, lanes);
     // Arrays a pass does not use: any valid address, no readable elements.
@@ -196,8 +195,7 @@ pub fn psamask(src: &TensorDesc, dst: &TensorDesc, mask: (usize, usize), distrib
     let (_, dst_strides) = dst.dims::<4>()?;
     let geo = PsaGeometry { n, height, width, mask_h: mask.0, mask_w: mask.1, src_strides, dst_strides };
     geo.scalars().map_err(|e| PyValueError::new_err(format!("PSAMask on CUDA: {e}")))?;
-    // Only `wide_index` of the point_sample variant applies to PSAMask.
-    let variant = Variant { sampling: Sampling::default(), channels_last: false, wide_index: wide_index(&[src, dst]) };
+    let variant = Variant::index_width(wide_index(&[src, dst]));
     let device = src.device as usize;
     cuda::launch(Kernel::PsaMask { distribute, backward }, device, stream, &geo, variant, storage_type(src.dtype), &[array(src), array(dst)])
         .map_err(PyRuntimeError::new_err)

@@ -78,7 +78,7 @@ pub fn run(call: &Call, stream: u64) -> PyResult<()> {
     let arrays = [array(call.input), target, array(call.weight.unwrap_or(call.input)), array(call.output)];
     let wide_index = arrays.iter().any(|a| a.len > u32::MAX as usize);
     // Only `wide_index` of the point_sample variant applies here.
-    let variant = Variant { sampling: Default::default(), channels_last: false, wide_index };
+    let variant = Variant::index_width(wide_index);
     let kernel = Kernel::Focal { loss: call.loss, weighted: call.weight.is_some(), backward: call.backward, index64: true };
     let storage = crate::cuda::storage_type(call.input.dtype);
     cuda::launch(kernel, call.input.device as usize, stream, &geo, variant, storage, &arrays).map_err(PyRuntimeError::new_err)

@@ -34,7 +34,7 @@ use pyo3::prelude::*;
 
 use cubeops_kernels::point_sample::Sampling;
 use cubeops_kernels::focal_loss::FocalLoss;
-use tensor::{IndexDesc, TensorDesc};
+use tensor::{DType, IndexDesc, TensorDesc};
 
 /// Reads the descriptions; all must be on one device, and those in `same_dtype` share the
 /// first one's dtype.
@@ -63,6 +63,23 @@ fn on_cpu(desc: &TensorDesc) -> bool {
     desc.device < 0
 }
 
+/// point_sample's dtypes: `points` and `others` (the output, the gradients of the output and
+/// of the points) share one; `input` has it too, or on CUDA is float16/bfloat16 with float32
+/// points (torch.autocast's contract: a float32 result, without a float32 copy of the map).
+fn check_dtypes(input: &TensorDesc, points: &TensorDesc, others: &[&TensorDesc]) -> PyResult<()> {
+    let autocast = !on_cpu(input) && points.dtype == DType::F32 && matches!(input.dtype, DType::F16 | DType::BF16);
+    if points.dtype != input.dtype && !autocast {
+        return Err(PyTypeError::new_err(format!(
+            "`points` has dtype {:?}, `input` has {:?} (the same dtype, or on CUDA float32 points with a float16/bfloat16 input)",
+            points.dtype, input.dtype
+        )));
+    }
+    match others.iter().find(|d| d.dtype != points.dtype) {
+        Some(d) => Err(PyTypeError::new_err(format!("`{}` has dtype {:?}, `points` has {:?}", d.arg, d.dtype, points.dtype))),
+        None => Ok(()),
+    }
+}
+
 /// `output (N, C, P) = point_sample(input (N, C, H, W), points (N, P, 2))`.
 #[pyfunction]
 fn point_sample_forward(
@@ -76,7 +93,8 @@ fn point_sample_forward(
     stream: u64,
 ) -> PyResult<()> {
     let sampling = sampling(align_corners, mode, padding_mode)?;
-    let d = describe(&[("input", &input), ("points", &points), ("output", &output)], 3)?;
+    let d = describe(&[("input", &input), ("points", &points), ("output", &output)], 0)?;
+    check_dtypes(&d[0], &d[1], &[&d[2]])?;
     py.detach(|| {
         if on_cpu(&d[0]) {
             cpu::forward(&d[0], &d[1], &d[2], sampling)
@@ -110,13 +128,14 @@ fn point_sample_backward(
     stream: u64,
 ) -> PyResult<()> {
     let sampling = sampling(align_corners, mode, padding_mode)?;
-    // grad_points shares the input's dtype; grad_input (an accumulation buffer on CUDA) may not.
     let mut args = vec![("grad_output", &grad_output), ("input", &input), ("points", &points)];
     args.extend(grad_points.as_ref().map(|g| ("grad_points", g)));
-    let same_dtype = args.len();
     args.extend(grad_input.as_ref().map(|g| ("grad_input", g)));
-    let d = describe(&args, same_dtype)?;
+    let d = describe(&args, 0)?;
     let (gp, gi) = (grad_points.is_some().then(|| &d[3]), grad_input.is_some().then(|| &d[d.len() - 1]));
+    // grad_points and grad_output share the points' dtype; grad_input (an accumulation buffer
+    // on CUDA) is checked where it is used.
+    check_dtypes(&d[1], &d[2], &[&d[0]].into_iter().chain(gp).collect::<Vec<_>>())?;
     py.detach(|| {
         if !on_cpu(&d[0]) {
             let grads = cuda::Grads { input: gi, points: gp, deterministic };

@@ -143,7 +143,7 @@ fn index_array(d: &IndexDesc) -> DeviceArray {
 fn launch(pass: MsdaPass, geo: &MsdaGeometry, dtype: DType, arrays: &[DeviceArray], device: i64, stream: u64) -> PyResult<()> {
     let wide_index = arrays.iter().any(|a| a.len > u32::MAX as usize);
     // Only `wide_index` of the point_sample variant applies to MSDA.
-    let variant = Variant { sampling: Default::default(), channels_last: false, wide_index };
+    let variant = Variant::index_width(wide_index);
     let kernel = Kernel::Msda { pass, index64: true };
     cuda::launch(kernel, device as usize, stream, geo, variant, crate::cuda::storage_type(dtype), arrays).map_err(PyRuntimeError::new_err)
 }

@@ -28,18 +28,20 @@ def _channels_last(input: Tensor) -> bool:
     return input.stride(1) < input.stride(3)
 
 
-def _new_output(input: Tensor, num_points: int) -> Tensor:
-    """(N, C, P); on CUDA in the input's memory format, as torch's ops keep it: channels
-    fastest for channels-last input, so the kernel's neighbouring threads (neighbouring
-    channels) write neighbouring addresses. The CPU kernels write contiguous output."""
+def _new_output(input: Tensor, points: Tensor) -> Tensor:
+    """(N, C, P) of the points' dtype (the input's, or float32 under autocast); on CUDA in
+    the input's memory format, as torch's ops keep it: channels fastest for channels-last
+    input, so the kernel's neighbouring threads (neighbouring channels) write neighbouring
+    addresses. The CPU kernels write contiguous output."""
     n, c = input.shape[:2]
+    num_points = points.shape[1]
     if input.device.type != "cpu" and _channels_last(input):
-        return input.new_empty((n, num_points, c)).permute(0, 2, 1)
-    return input.new_empty((n, c, num_points))
+        return input.new_empty((n, num_points, c), dtype=points.dtype).permute(0, 2, 1)
+    return input.new_empty((n, c, num_points), dtype=points.dtype)
 
 
 def _run_forward(input: Tensor, points: Tensor, align_corners: bool, mode: str, padding_mode: str) -> Tensor:
-    out = _new_output(input, points.shape[1])
+    out = _new_output(input, points)
     _native.point_sample_forward(
         describe(input), describe(points), describe(out), align_corners, mode, padding_mode, stream(input)
     )
@@ -143,7 +145,7 @@ def _run_grad_points(
 
 
 def _fake_forward(input, points, align_corners, mode, padding_mode):
-    return _new_output(input, points.shape[1])
+    return _new_output(input, points)
 
 
 def _fake_grad_input(grad_output, input, points, align_corners, mode, padding_mode):
@@ -207,7 +209,7 @@ def export_graph(input: Tensor, points: Tensor, align_corners: bool, mode: str, 
     return out.squeeze(3) if points.dim() == 3 else out
 
 
-def _check(input: Tensor, points: Tensor) -> None:
+def _check(input: Tensor, points: Tensor, autocast: bool) -> None:
     if not isinstance(input, Tensor):
         raise TypeError(f"point_sample(): `input` must be a torch.Tensor, got {type(input).__name__}")
     if not isinstance(points, Tensor):
@@ -226,19 +228,33 @@ def _check(input: Tensor, points: Tensor) -> None:
         raise ValueError(f"point_sample(): `input` must have non-empty H and W, got shape {tuple(input.shape)}")
     if input.dtype not in SUPPORTED_DTYPES:
         raise TypeError(f"point_sample(): `input` must be float16, bfloat16, float32 or float64, got {input.dtype}")
-    if points.dtype != input.dtype:
+    if points.dtype != input.dtype and not (autocast and _reads_low_precision(input, points)):
         raise TypeError(f"point_sample(): `points` has dtype {points.dtype}, `input` has {input.dtype}")
     if points.device != input.device:
         raise ValueError(f"point_sample(): `points` is on {points.device}, `input` on {input.device}")
 
 
+_LOW_PRECISION = (torch.float16, torch.bfloat16)
+
+
+def _reads_low_precision(input: Tensor, points: Tensor) -> bool:
+    # The CUDA kernels' autocast variant: 16-bit maps with float32 points, output and gradients.
+    return input.device.type == "cuda" and input.dtype in _LOW_PRECISION and points.dtype == torch.float32
+
+
 def _autocast(input: Tensor, points: Tensor):
     """What autocast does to grid_sample (its fp32 list), and so to mmcv's point_sample:
-    float16/bfloat16 arguments run in float32, float64 ones stay."""
+    float16/bfloat16 arguments run in float32 and the result is float32; float64 ones stay.
+    On CUDA a float16/bfloat16 map is read as it is, with float32 points (no float32 copy of
+    the map, which grid_sample makes); only the points, which are small, are converted.
+    Returns the arguments and whether autocast is on."""
     if not torch.is_autocast_enabled(input.device.type):
-        return input, points
-    low = (torch.float16, torch.bfloat16)
-    return (input.float() if input.dtype in low else input), (points.float() if points.dtype in low else points)
+        return input, points, False
+    if points.dtype in _LOW_PRECISION:
+        points = points.float()
+    if input.dtype in _LOW_PRECISION and not _reads_low_precision(input, points):
+        input = input.float()
+    return input, points, True
 
 
 def point_sample(
@@ -269,18 +285,22 @@ def point_sample(
         (N, C, P) or (N, C, Hp, Wp), same dtype and device as `input`; on CUDA also its
         memory format (channels-last input gives channels-last output); under
         `torch.autocast`, float16/bfloat16 arguments are computed in float32 and the result
-        is float32, as grid_sample (and so mmcv's point_sample) does there.
+        is float32, as grid_sample (and so mmcv's point_sample) does there. On CUDA the
+        16-bit map is then read in place (no float32 copy) and its gradient comes back in
+        its own dtype; the points' gradient is float32.
     """
+    autocast = False
     if isinstance(input, Tensor) and isinstance(points, Tensor):
         # Before the dtype check: under autocast bf16 features meet float32 points.
-        input, points = _autocast(input, points)
-    _check(input, points)
+        input, points, autocast = _autocast(input, points)
+    _check(input, points, autocast)
     if mode not in MODES:
         raise ValueError(f"point_sample(): `mode` must be one of {MODES}, got {mode!r}")
     if padding_mode not in PADDING_MODES:
         raise ValueError(f"point_sample(): `padding_mode` must be one of {PADDING_MODES}, got {padding_mode!r}")
     if exporting():
-        return export_graph(input, points, bool(align_corners), mode, padding_mode)
+        # grid_sample wants one dtype: the float32 computation autocast asks for.
+        return export_graph(input.to(points.dtype), points, bool(align_corners), mode, padding_mode)
     n, c = input.shape[:2]
     # Explicit size: -1 is ambiguous for an empty batch.
     flat = points if points.dim() == 3 else points.reshape(n, points.shape[1:-1].numel(), 2)

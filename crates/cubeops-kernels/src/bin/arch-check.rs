@@ -26,7 +26,7 @@ use cubeops_kernels::point_sample::{BackwardPass, Interpolation, Sampling, Varia
 const DEFAULT_ARCHS: [u32; 7] = [75, 80, 86, 89, 90, 100, 120];
 
 /// Every variant we ship for `sm_{cc}`: point_sample kernel (the backward: x pass x vector
-/// width) x dtype x layout x sampling (align_corners x mode x padding) x index width, then PSAMask x psa_type x pass x dtype x
+/// width) x dtype (16-bit maps also with f32 points: autocast) x layout x sampling (align_corners x mode x padding) x index width, then PSAMask x psa_type x pass x dtype x
 /// index width, then MSDA x pass (with its channels per thread, lanes and vector width: float4
 /// atomics from sm_90) x dtype x shape-index type (torch's int64, burn's int32) x index width,
 /// then the focal losses (sigmoid, softmax) x weighted x pass x dtype x target type x index width.
@@ -40,8 +40,10 @@ fn variants(cc: u32) -> Vec<(Kernel, StorageType, Variant)> {
             for &channels_last in layouts {
                 for sampling in Sampling::all() {
                     for wide_index in [false, true] {
-                        let variant = Variant { sampling, channels_last, wide_index };
-                        out.push((kernel, StorageType::Scalar(ElemType::Float(kind)), variant));
+                        for f32_points in point_types(kind) {
+                            let variant = Variant { sampling, channels_last, wide_index, f32_points };
+                            out.push((kernel, StorageType::Scalar(ElemType::Float(kind)), variant));
+                        }
                     }
                 }
             }
@@ -51,8 +53,10 @@ fn variants(cc: u32) -> Vec<(Kernel, StorageType, Variant)> {
         for sampling in Sampling::all() {
             for (channels_last, pass) in backward_passes(cc, kind, sampling) {
                 for wide_index in [false, true] {
-                    let variant = Variant { sampling, channels_last, wide_index };
-                    out.push((Kernel::Backward(pass), StorageType::Scalar(ElemType::Float(kind)), variant));
+                    for f32_points in point_types(kind) {
+                        let variant = Variant { sampling, channels_last, wide_index, f32_points };
+                        out.push((Kernel::Backward(pass), StorageType::Scalar(ElemType::Float(kind)), variant));
+                    }
                 }
             }
         }
@@ -61,7 +65,7 @@ fn variants(cc: u32) -> Vec<(Kernel, StorageType, Variant)> {
         for backward in [false, true] {
             for kind in dtypes {
                 for wide_index in [false, true] {
-                    let variant = Variant { sampling: Sampling::default(), channels_last: false, wide_index };
+                    let variant = Variant::index_width(wide_index);
                     out.push((Kernel::PsaMask { distribute, backward }, StorageType::Scalar(ElemType::Float(kind)), variant));
                 }
             }
@@ -84,7 +88,7 @@ fn variants(cc: u32) -> Vec<(Kernel, StorageType, Variant)> {
             }
             for index64 in [true, false] {
                 for wide_index in [false, true] {
-                    let variant = Variant { sampling: Sampling::default(), channels_last: false, wide_index };
+                    let variant = Variant::index_width(wide_index);
                     out.push((Kernel::Msda { pass, index64 }, StorageType::Scalar(ElemType::Float(kind)), variant));
                 }
             }
@@ -96,7 +100,7 @@ fn variants(cc: u32) -> Vec<(Kernel, StorageType, Variant)> {
                 for kind in dtypes {
                     for index64 in [true, false] {
                         for wide_index in [false, true] {
-                            let variant = Variant { sampling: Sampling::default(), channels_last: false, wide_index };
+                            let variant = Variant::index_width(wide_index);
                             let kernel = Kernel::Focal { loss, weighted, backward, index64 };
                             out.push((kernel, StorageType::Scalar(ElemType::Float(kind)), variant));
                         }
@@ -106,6 +110,16 @@ fn variants(cc: u32) -> Vec<(Kernel, StorageType, Variant)> {
         }
     }
     out
+}
+
+/// Whether point_sample's points (output, gradients) may be f32 for maps of `kind`: the
+/// autocast variants of 16-bit maps ([`Variant::f32_points`]).
+fn point_types(kind: FloatKind) -> &'static [bool] {
+    if matches!(kind, FloatKind::F16 | FloatKind::BF16) {
+        &[false, true]
+    } else {
+        &[false]
+    }
 }
 
 /// The backward passes the launchers pick for a layout: to the input, to the points (bilinear
@@ -142,7 +156,8 @@ fn label(kernel: Kernel, storage: StorageType, v: Variant) -> String {
         return format!("Msda/{pass:?}/{storage}/{int}/{width}");
     }
     format!(
-        "{kernel:?}/{storage}/{}/ac{}/{:?}/{:?}/{}",
+        "{kernel:?}/{storage}{}/{}/ac{}/{:?}/{:?}/{}",
+        if v.f32_points { "+f32points" } else { "" },
         if v.channels_last { "nhwc" } else { "nchw" },
         v.sampling.align_corners as u8,
         v.sampling.mode,

@@ -213,26 +213,35 @@ pub fn kernel_source<R: Runtime>(
 ) -> Result<CompiledKernel<CudaCompiler>, String> {
     let addr = crate::address_type(variant.wide_index);
     let settings = KernelSettings::default().cube_dim(CubeDim::new_1d(CUBE_DIM)).address_type(addr);
-    let dtypes = [storage, accumulation_type(storage)];
     let client = client.clone();
     let (sampling, cl) = (variant.sampling, variant.channels_last);
     match kernel {
         Kernel::Forward => compile_task(
-            fwd::PointSampleForwardKernel::<R>::new(settings, client, array(), array(), array(), geometry(), sampling, cl, dtypes),
+            fwd::PointSampleForwardKernel::<R>::new(
+                settings,
+                client,
+                array(),
+                array(),
+                array(),
+                geometry(),
+                sampling,
+                cl,
+                variant.forward_dtypes(storage),
+            ),
             cc,
             addr,
         ),
         Kernel::Backward(pass) => compile_task(
             bwd::PointSampleBackwardKernel::<R>::new(
                 settings, client, array(), array(), array(), array(), array(), geometry(), pass.vector as usize, sampling, pass.lanes,
-                pass.stride, pass.scatter, pass.gather, pass.dtypes(storage),
+                pass.stride, pass.scatter, pass.gather, pass.dtypes(&variant, storage),
             ),
             cc,
             addr,
         ),
         Kernel::BackwardInputOrdered => compile_task(
             bwd_input_ordered::PointSampleBackwardInputOrderedKernel::<R>::new(
-                settings, client, array(), array(), array(), geometry(), sampling, dtypes,
+                settings, client, array(), array(), array(), geometry(), sampling, variant.ordered_dtypes(storage),
             ),
             cc,
             addr,

@@ -21,6 +21,8 @@ use crate::lanes::{group_sum, read_vector};
 /// group with plane shuffles, and the group's first thread writes them: no atomics there,
 /// and the same bits on every run.
 ///
+/// `F` is the input's storage type, `Q` that of the points, `grad_output` and `grad_points`
+/// (`F`, or f32 for 16-bit maps under torch.autocast), `A` the accumulation type.
 /// `grad_input` is a zeroed buffer of `G`, the accumulation type (f32, or f64 for f64
 /// storage), with `geo`'s map strides (the input's, when `gather` reads the input in the same
 /// pass), cast by the caller; untouched
@@ -31,19 +33,19 @@ use crate::lanes::{group_sum, read_vector};
 /// where several points share a cell (the `ordered` kernel is not).
 #[cube(launch, address_type = "dynamic")]
 #[allow(clippy::too_many_arguments)]
-pub fn point_sample_backward_kernel<F: Float, A: Float, G: Float, N: Size>(
-    grad_output: &Array<Vector<F, N>>,
+pub fn point_sample_backward_kernel<F: Float, Q: Float, A: Float, G: Float, N: Size>(
+    grad_output: &Array<Vector<Q, N>>,
     input: &Array<Vector<F, N>>,
-    points: &Array<F>,
+    points: &Array<Q>,
     grad_input: &mut Array<Atomic<Vector<G, N>>>,
-    grad_points: &mut Array<F>,
+    grad_points: &mut Array<Q>,
     geo: &GeometryArgs,
     #[comptime] sampling: Sampling,
     #[comptime] lanes: u32,
     #[comptime] stride: u32,
     #[comptime] scatter: bool,
     #[comptime] gather: bool,
-    #[define(F, A, G)] _dtypes: [StorageType; 3],
+    #[define(F, Q, A, G)] _dtypes: [StorageType; 4],
 ) {
     let block = comptime!((lanes * stride) as usize);
     let interleave = comptime!(stride as usize);
@@ -56,7 +58,7 @@ pub fn point_sample_backward_kernel<F: Float, A: Float, G: Float, N: Size>(
     let g = select(active, group, 0);
     let n = g / num_points;
     let p = g % num_points;
-    let fp = locate_point::<F, A>(points, geo, n, p, sampling, true);
+    let fp = locate_point::<Q, A>(points, geo, n, p, sampling, true);
 
     let one = A::new(1.0);
     let (nw_in, ne_in) = (fp.y0_in && fp.x0_in, fp.y0_in && fp.x1_in);
@@ -113,8 +115,8 @@ pub fn point_sample_backward_kernel<F: Float, A: Float, G: Float, N: Size>(
         let gx = group_sum::<A>(gx, lanes, stride);
         let gy = group_sum::<A>(gy, lanes, stride);
         if active && lane == 0 {
-            grad_points[g * 2] = F::cast_from(gx * fp.scale_x);
-            grad_points[g * 2 + 1] = F::cast_from(gy * fp.scale_y);
+            grad_points[g * 2] = Q::cast_from(gx * fp.scale_x);
+            grad_points[g * 2 + 1] = Q::cast_from(gy * fp.scale_y);
         }
     }
 }

@@ -35,7 +35,9 @@ fn ordered_rows_per_band(n: usize, channels: usize, height: usize) -> usize {
 /// time): every thread walks all points in index order and adds the corners that fall in its
 /// rows with plain read-modify-writes. Each cell has one writer and a fixed order of
 /// additions, so the result is the same on every run (the atomic kernel's is not).
-/// `grad_input` is a zeroed accumulation-type buffer, as for the atomic kernel.
+/// `grad_input` is a zeroed accumulation-type buffer, as for the atomic kernel; `F` is the
+/// type of `grad_output` and the points (the map's storage type, or f32 under autocast: this
+/// kernel never reads the map).
 #[cube(launch, address_type = "dynamic")]
 pub fn point_sample_backward_input_ordered_kernel<F: Float, A: Float>(
     grad_output: &Array<F>,

@@ -7,17 +7,18 @@ use super::sampling::{Sampling, locate_point, read_corners, split_position, Geom
 /// `output[n, c, p] = bilinear(input[n, c], points[n, p])`, zeros outside the map.
 ///
 /// `input` is `(N, C, H, W)`, `points` `(N, P, 2)` holding (x, y) in [0, 1], `output`
-/// `(N, C, P)`, with the sizes and strides of `geo`. `F` is the storage type, `A` the
-/// accumulation type (f32, or f64 for f64 storage).
+/// `(N, C, P)`, with the sizes and strides of `geo`. `F` is the map's storage type, `Q` that
+/// of the points and the output (`F`, or f32 for 16-bit maps under torch.autocast, see
+/// [`super::Variant::f32_points`]), `A` the accumulation type (f32, or f64 for f64 storage).
 #[cube(launch, address_type = "dynamic")]
-pub fn point_sample_forward_kernel<F: Float, A: Float>(
+pub fn point_sample_forward_kernel<F: Float, Q: Float, A: Float>(
     input: &Array<F>,
-    points: &Array<F>,
-    output: &mut Array<F>,
+    points: &Array<Q>,
+    output: &mut Array<Q>,
     geo: &GeometryArgs,
     #[comptime] sampling: Sampling,
     #[comptime] channels_fastest: bool,
-    #[define(F, A)] _dtypes: [StorageType; 2],
+    #[define(F, Q, A)] _dtypes: [StorageType; 3],
 ) {
     let channels = geo.channels as usize;
     let num_points = geo.num_points as usize;
@@ -25,10 +26,10 @@ pub fn point_sample_forward_kernel<F: Float, A: Float>(
         terminate!();
     }
     let (n, c, p) = split_position(ABSOLUTE_POS, channels, num_points, channels_fastest);
-    let fp = locate_point::<F, A>(points, geo, n, p, sampling, false);
+    let fp = locate_point::<Q, A>(points, geo, n, p, sampling, false);
 
     let base = n * geo.map_n as usize + c * geo.map_c as usize;
     let value = read_corners::<F, A>(input, base, &fp).interpolate(&fp);
 
-    output[n * geo.out_n as usize + c * geo.out_c as usize + p * geo.out_p as usize] = F::cast_from(value);
+    output[n * geo.out_n as usize + c * geo.out_c as usize + p * geo.out_p as usize] = Q::cast_from(value);
 }

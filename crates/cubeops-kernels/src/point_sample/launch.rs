@@ -74,13 +74,42 @@ pub struct Variant {
     pub channels_last: bool,
     /// 64-bit indexing, needed once a buffer holds more than `u32::MAX` elements.
     pub wide_index: bool,
+    /// The points, the output and their gradients are f32 while the map is f16/bf16:
+    /// torch.autocast's contract for grid_sample (f32 result), without copying the map to
+    /// f32 first. Otherwise they share the map's storage type.
+    pub f32_points: bool,
 }
 
 impl Variant {
     /// The variant for a map (input or grad_input) with these `(N, C, H, W)` strides: threads
     /// walk channels when channels are the fastest-moving dimension in memory.
     pub fn for_map(map_strides: &[usize], sampling: Sampling, wide_index: bool) -> Self {
-        Variant { sampling, channels_last: map_strides[1] < map_strides[3], wide_index }
+        Variant { sampling, channels_last: map_strides[1] < map_strides[3], wide_index, f32_points: false }
+    }
+
+    /// The variant of kernels other than point_sample's, of which only `wide_index` applies.
+    pub fn index_width(wide_index: bool) -> Self {
+        Variant { sampling: Sampling::default(), channels_last: false, wide_index, f32_points: false }
+    }
+
+    /// The storage type of the points, the output and their gradients for a map of `storage`.
+    pub fn point_type(&self, storage: StorageType) -> StorageType {
+        if self.f32_points {
+            StorageType::Scalar(ElemType::Float(FloatKind::F32))
+        } else {
+            storage
+        }
+    }
+
+    /// The forward kernel's `[map, points, accumulation]` types.
+    pub fn forward_dtypes(&self, storage: StorageType) -> [StorageType; 3] {
+        [storage, self.point_type(storage), accumulation_type(storage)]
+    }
+
+    /// The deterministic kernel's `[grad_output and points, accumulation]` types (it never
+    /// reads the map).
+    pub fn ordered_dtypes(&self, storage: StorageType) -> [StorageType; 2] {
+        [self.point_type(storage), accumulation_type(storage)]
     }
 
     fn address_type(&self) -> AddressType {
@@ -138,7 +167,7 @@ pub fn launch_forward<R: Runtime>(
         geo.launch_arg(),
         variant.sampling,
         variant.channels_last,
-        [storage, accumulation_type(storage)],
+        variant.forward_dtypes(storage),
     );
 }
 
@@ -169,7 +198,7 @@ pub fn launch_backward_input_ordered<R: Runtime>(
         grad_input,
         geo.launch_arg(),
         variant.sampling,
-        [storage, accumulation_type(storage)],
+        variant.ordered_dtypes(storage),
     );
 }
 
@@ -204,11 +233,13 @@ impl BackwardPass {
         BackwardPass { scatter, gather, lanes, stride, vector: vector as u32 }
     }
 
-    /// The kernel's `[storage, accumulation, grad_input buffer]` types: the buffer is of the
-    /// accumulation type when the pass scatters, else (unused) f32.
-    pub fn dtypes(&self, storage: StorageType) -> [StorageType; 3] {
+    /// The kernel's `[map, points, accumulation, grad_input buffer]` types for a map of
+    /// `storage` (`variant` gives the points'): the buffer is of the accumulation type when the
+    /// pass scatters, else (unused) f32.
+    pub fn dtypes(&self, variant: &Variant, storage: StorageType) -> [StorageType; 4] {
         let acc = accumulation_type(storage);
-        [storage, acc, if self.scatter { acc } else { StorageType::Scalar(ElemType::Float(FloatKind::F32)) }]
+        let buffer = if self.scatter { acc } else { StorageType::Scalar(ElemType::Float(FloatKind::F32)) };
+        [storage, variant.point_type(storage), acc, buffer]
     }
 
     /// Threads of a launch over `points` points (whole blocks of `lanes * stride`).
@@ -225,33 +256,24 @@ pub fn supports_plane_sums<R: Runtime>(client: &ComputeClient<R>, width: u32) ->
 }
 
 /// The vector width (4, else 1) of a backward launch: channels at unit stride in every
-/// tensor it touches (`storage` tensors of `storage_bytes`, the accumulation buffer of
-/// `acc_bytes`), strides and addresses whole vectors, and atomic adds of 4 (`vector_add`,
-/// sm_90+) when it scatters. Strides are `(N, C, H, W)` / `(N, C, P)` as torch gives them.
-pub fn backward_vector(
-    channels: usize,
-    storage_bytes: usize,
-    storage: &[(u64, &[usize])],
-    accumulation: Option<(usize, u64, &[usize])>,
-    vector_add: bool,
-) -> usize {
-    // vector_width wants the channel stride last.
-    let channels_last = |s: &[usize]| -> Vec<usize> {
-        let mut v: Vec<usize> = s.iter().enumerate().filter(|(i, _)| *i != 1).map(|(_, x)| *x).collect();
-        v.push(s[1]);
-        v
-    };
-    let reordered: Vec<(u64, Vec<usize>)> = storage.iter().map(|(a, s)| (*a, channels_last(s))).collect();
-    let views: Vec<(u64, &[usize])> = reordered.iter().map(|(a, s)| (*a, &s[..])).collect();
-    let mut width = vector_width(channels, storage_bytes, &views);
-    if let Some((acc_bytes, address, strides)) = accumulation {
-        let acc = channels_last(strides);
-        width = width.min(vector_width(channels, acc_bytes, &[(address, &acc[..])]));
-        if !vector_add {
-            width = 1;
-        }
+/// tensor it touches (`tensors`: bytes per element, byte address and `(N, C, H, W)` /
+/// `(N, C, P)` strides as torch gives them, the accumulation buffer among them when it
+/// scatters), strides and addresses whole vectors, and atomic adds of 4 (`vector_add`,
+/// sm_90+; pass true when the launch does not scatter).
+pub fn backward_vector(channels: usize, tensors: &[(usize, u64, &[usize])], vector_add: bool) -> usize {
+    if !vector_add {
+        return 1;
     }
-    width
+    tensors
+        .iter()
+        .map(|&(bytes, address, strides)| {
+            // vector_width wants the channel stride last.
+            let mut reordered: Vec<usize> = strides.iter().enumerate().filter(|(i, _)| *i != 1).map(|(_, x)| *x).collect();
+            reordered.push(strides[1]);
+            vector_width(channels, bytes, &[(address, &reordered[..])])
+        })
+        .min()
+        .unwrap_or(1)
 }
 
 /// The gradients of `pass` from `grad_output (N, C, P)`: `grad_input` (zeroed, of
@@ -294,6 +316,6 @@ pub fn launch_backward<R: Runtime>(
         pass.stride,
         pass.scatter,
         pass.gather,
-        pass.dtypes(storage),
+        pass.dtypes(&variant, storage),
     );
 }

@@ -79,9 +79,7 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> PointSampl
         if ordered {
             launch_backward_input_ordered::<R>(client, &geo, variant, storage, array(&grad_output), array(&points), array(&grad_input));
         } else {
-            let acc_strides = strides::<R, 4>(&grad_input);
-            let acc = Some((grad_input.dtype.size(), byte_offset(&grad_input), &acc_strides[..]));
-            let vector = vector_for(&grad_output, &input, acc, supports_vector_add(client, accumulation_type(storage)));
+            let vector = vector_for(&grad_output, &input, Some(&grad_input), supports_vector_add(client, accumulation_type(storage)));
             let pass = BackwardPass::new(true, false, variant.channels_last, true, vector, None);
             // The points' gradient is not touched by this pass.
             let unused = spare::<R>(&input, input.dtype);
@@ -110,7 +108,7 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> PointSampl
         }
         let variant = variant(&input, sampling, &[&grad_output, &input, &points, &grad_points]);
         let client = &grad_points.client;
-        let vector = vector_for(&grad_output, &input, None, false);
+        let vector = vector_for(&grad_output, &input, None, true);
         let pass = BackwardPass::new(false, true, variant.channels_last, supports_plane_sums(client, 32), vector, None);
         // The input's gradient is not touched by this pass (its buffer type is then f32).
         let unused = spare::<R>(&input, DType::F32);
@@ -121,17 +119,16 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> PointSampl
 }
 
 /// The vector width of a backward pass over `grad_output` and `input` (and the accumulation
-/// buffer `acc`: bytes per element, byte offset, strides, when it scatters).
-fn vector_for<R: CubeRuntime>(
-    grad_output: &CubeTensor<R>,
-    input: &CubeTensor<R>,
-    acc: Option<(usize, u64, &[usize])>,
-    vector_add: bool,
-) -> usize {
+/// buffer `acc` when it scatters, then with `vector_add`: adds of 4 floats).
+fn vector_for<R: CubeRuntime>(grad_output: &CubeTensor<R>, input: &CubeTensor<R>, acc: Option<&CubeTensor<R>>, vector_add: bool) -> usize {
     let c = input.meta.shape()[1];
     let (go, inp) = (strides::<R, 3>(grad_output), strides::<R, 4>(input));
-    let storage = [(byte_offset(grad_output), &go[..]), (byte_offset(input), &inp[..])];
-    backward_vector(c, input.dtype.size(), &storage, acc, vector_add)
+    let acc_strides = acc.map(strides::<R, 4>);
+    let mut tensors = vec![(grad_output.dtype.size(), byte_offset(grad_output), &go[..]), (input.dtype.size(), byte_offset(input), &inp[..])];
+    if let (Some(acc), Some(acc_strides)) = (acc, &acc_strides) {
+        tensors.push((acc.dtype.size(), byte_offset(acc), &acc_strides[..]));
+    }
+    backward_vector(c, &tensors, vector_add)
 }
 
 /// A small buffer of `dtype` for a kernel argument a pass does not touch (a separate buffer:
