@@ -155,6 +155,44 @@ def test_deterministic_backward(deterministic_algorithms, channels_last, dtype, 
         grid_sample_point_sample(x_dev.float().detach().requires_grad_(), p_dev.float(), **sampling).sum().backward()
 
 
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_deterministic_backward_non_finite_and_wide_range(deterministic_algorithms, channels_last):
+    """The fixed-point path (float32 buffers): output gradients spanning 1e-6 .. 1e6 keep
+    float32's accuracy relative to the largest value; infinite and NaN ones give the cells they
+    reach what float atomics give (inf, -inf, NaN), the other cells their finite sums."""
+    gen = torch.Generator().manual_seed(21)
+    x = torch.randn(2, 8, 12, 14, generator=gen, dtype=torch.float64)
+    p = torch.rand(2, 3000, 2, generator=gen, dtype=torch.float64)
+    g = torch.randn(2, 8, 3000, generator=gen, dtype=torch.float64) * 10.0 ** torch.randint(-6, 7, (2, 8, 3000), generator=gen)
+    x_dev = x.to("cuda", torch.float32)
+    if channels_last:
+        x_dev = x_dev.contiguous(memory_format=torch.channels_last)
+    x_dev.requires_grad_()
+    p_dev, g_dev = p.to("cuda", torch.float32), g.to("cuda", torch.float32)
+
+    def grad(g):
+        return torch.autograd.grad(cubeops.point_sample(x_dev, p_dev), x_dev, g)[0]
+
+    got = grad(g_dev)
+    xr = x_dev.detach().double().requires_grad_()
+    want = torch.autograd.grad(grid_sample_point_sample(xr, p_dev.double()), xr, g_dev.double())[0]
+    scale = want.abs().max()
+    assert (got.double() - want).abs().max() <= 1e-6 * scale
+    # Non-finite output gradients: the same cells non-finite, with the same values, as the
+    # float-atomic kernel gives; finite cells as before.
+    g_bad = g_dev.clone()
+    g_bad[0, 1, 5], g_bad[0, 2, 7], g_bad[1, 3, 9], g_bad[1, 3, 10] = float("inf"), float("nan"), float("inf"), float("-inf")
+    got_bad = grad(g_bad)
+    torch.use_deterministic_algorithms(False)
+    atomic = grad(g_bad)
+    torch.use_deterministic_algorithms(True)
+    assert torch.equal(torch.isfinite(got_bad), torch.isfinite(atomic)) and not torch.isfinite(got_bad).all()
+    assert torch.equal(got_bad[~torch.isfinite(got_bad)].nan_to_num(), atomic[~torch.isfinite(atomic)].nan_to_num())
+    finite = torch.isfinite(got_bad)
+    torch.testing.assert_close(got_bad[finite], atomic[finite], rtol=1e-5, atol=1e-6 * scale.item())
+    assert torch.equal(got_bad.isnan(), atomic.isnan())
+
+
 @pytest.mark.parametrize("dtype,tol", [(torch.float32, 1e-5), (torch.bfloat16, 1e-2)])
 @pytest.mark.parametrize("points_grad", [True, False])
 def test_wide_nchw_maps_scatter_channels_last(dtype, tol, points_grad, monkeypatch):

@@ -9,7 +9,7 @@ use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::PyResult;
 use std::sync::OnceLock;
 
-use crate::tensor::{DType, TensorDesc};
+use crate::tensor::{DType, IndexDesc, TensorDesc};
 
 pub(crate) fn storage_type(dtype: DType) -> StorageType {
     let kind = match dtype {
@@ -76,8 +76,20 @@ pub struct Grads<'a> {
     pub input: Option<&'a TensorDesc>,
     /// `(N, P, 2)`, contiguous, of the points' dtype.
     pub points: Option<&'a TensorDesc>,
-    /// The input's gradient from the kernel without atomics.
+    /// The input's gradient without float atomics on finite values: with `fixed_point`
+    /// (float32 buffers) by 64-bit integer atomics, else by the ordered kernel.
     pub deterministic: bool,
+    pub fixed_point: Option<&'a FixedPoint>,
+}
+
+/// The fixed-point deterministic backward's operands: `sums`, int64 with at least as many
+/// elements as the gradient buffer (zeroed here, indexed with the buffer's strides), and
+/// `scale`, one float32: a power of two small enough that no cell's sum reaches 2^62 (at most
+/// `P` contributions, each at most the largest finite |grad_output|), computed by the caller
+/// on the device.
+pub struct FixedPoint {
+    pub sums: IndexDesc,
+    pub scale: TensorDesc,
 }
 
 /// The gradients from `grad (N, C, P)`: the input's zeroed on the stream and added into,
@@ -108,7 +120,25 @@ pub fn backward(grad: &TensorDesc, input: &TensorDesc, points: &TensorDesc, grad
     };
     let mut gather = grads.points;
     if let Some((gi, gi_geo)) = accumulation {
-        if grads.deterministic {
+        let fixed_point = grads.fixed_point.filter(|_| grads.deterministic && gi.dtype == DType::F32);
+        if let Some(fp) = fixed_point {
+            let span = gi.numel();
+            if fp.sums.device != input.device || fp.sums.available < span {
+                return Err(PyValueError::new_err(format!("`fixed` must hold {span} int64 on the input's device")));
+            }
+            if fp.scale.dtype != DType::F32 || fp.scale.available < 1 || fp.scale.device != input.device {
+                return Err(PyValueError::new_err("`scale` must be one float32 on the input's device"));
+            }
+            let device = input.device as usize;
+            cuda::zero(device, stream, fp.sums.ptr as u64, span * 8).map_err(PyRuntimeError::new_err)?;
+            let variant = variant(gi, input, points, &[grad, points, gi], sampling);
+            let sums = DeviceArray { ptr: fp.sums.ptr as u64, len: span };
+            let storage = storage_type(input.dtype);
+            let arrays = [array(grad), array(points), array(&fp.scale), sums, array(gi)];
+            cuda::launch(Kernel::BackwardInputFixed, device, stream, &gi_geo, variant, storage, &arrays).map_err(PyRuntimeError::new_err)?;
+            let arrays = [sums, array(&fp.scale), DeviceArray { ptr: gi.ptr as u64, len: span }];
+            cuda::launch(Kernel::FixedToFloat, device, stream, &gi_geo, variant, storage, &arrays).map_err(PyRuntimeError::new_err)?;
+        } else if grads.deterministic {
             let variant = variant(gi, input, points, &[grad, points, gi], sampling);
             run(Kernel::BackwardInputOrdered, stream, &gi_geo, variant, input.dtype, &[grad, points, gi])?;
         } else {

@@ -108,11 +108,14 @@ fn point_sample_forward(
 /// - `grad_input`: on the CPU a contiguous tensor of the input's dtype; on CUDA a dense
 ///   float32 (float64) accumulation buffer, best in the input's layout (one kernel pass for
 ///   both gradients then), which is zeroed on the stream here and cast by the caller.
-///   `deterministic` picks the CUDA kernel without float atomics (the CPU kernel is
-///   deterministic anyway).
+///   `deterministic` picks a CUDA kernel without float atomics on finite values (the CPU
+///   kernel is deterministic anyway): with `fixed` (int64, at least grad_input's element
+///   count; zeroed here) and `scale` (one float32 on the device, a power of two: see
+///   `cuda::FixedPoint`) the one with 64-bit integer atomics, else the ordered one.
 /// - `grad_points`: `(N, P, 2)`, contiguous; bilinear only on CUDA (nearest's is zero).
 /// One call for both: host time is what small problems pay.
 #[pyfunction]
+#[pyo3(signature = (grad_output, input, points, grad_input, grad_points, align_corners, mode, padding_mode, deterministic, stream, fixed=None, scale=None))]
 #[allow(clippy::too_many_arguments)]
 fn point_sample_backward(
     py: Python<'_>,
@@ -126,6 +129,8 @@ fn point_sample_backward(
     padding_mode: &str,
     deterministic: bool,
     stream: u64,
+    fixed: Option<Bound<'_, PyAny>>,
+    scale: Option<Bound<'_, PyAny>>,
 ) -> PyResult<()> {
     let sampling = sampling(align_corners, mode, padding_mode)?;
     let mut args = vec![("grad_output", &grad_output), ("input", &input), ("points", &points)];
@@ -136,9 +141,16 @@ fn point_sample_backward(
     // grad_points and grad_output share the points' dtype; grad_input (an accumulation buffer
     // on CUDA) is checked where it is used.
     check_dtypes(&d[1], &d[2], &[&d[0]].into_iter().chain(gp).collect::<Vec<_>>())?;
+    let fixed_point = match (fixed, scale) {
+        (Some(fixed), Some(scale)) => {
+            Some(cuda::FixedPoint { sums: IndexDesc::from_py("fixed", &fixed)?, scale: TensorDesc::from_py("scale", &scale)? })
+        }
+        (None, None) => None,
+        _ => return Err(PyValueError::new_err("`fixed` and `scale` come together")),
+    };
     py.detach(|| {
         if !on_cpu(&d[0]) {
-            let grads = cuda::Grads { input: gi, points: gp, deterministic };
+            let grads = cuda::Grads { input: gi, points: gp, deterministic, fixed_point: fixed_point.as_ref() };
             return cuda::backward(&d[0], &d[1], &d[2], grads, sampling, stream);
         }
         if let Some(gi) = gi {

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .. import _native
-from .._bridge import SUPPORTED_DTYPES, describe, exporting, stream
+from .._bridge import SUPPORTED_DTYPES, describe, describe_index, exporting, stream
 from ._registration import call, custom_op, eager_function
 
 
@@ -59,17 +59,37 @@ def _new_grad_input(input: Tensor) -> Tensor:
     return torch.empty_like(input, dtype=acc)
 
 
+def _fixed_point(grad_output: Tensor, grad_input: Tensor):
+    """The deterministic CUDA backward's operands (float32 buffers, something to add): the
+    int64 sums, zeroed by the bridge, and their scale, a power of two such that no cell's sum
+    reaches 2^62: at most P contributions, each at most the largest finite |grad_output|.
+    Computed on the device (no sync); non-finite gradients are added as floats there."""
+    if grad_input.device.type != "cuda" or grad_input.dtype != torch.float32 or grad_output.numel() == 0:
+        return None, None
+    largest = grad_output.abs().nan_to_num_(0.0, 0.0, 0.0).amax()
+    exponent = torch.frexp(largest.double() * grad_output.shape[2]).exponent
+    scale = torch.ldexp(torch.ones(1, device=grad_input.device), (62 - exponent).clamp_(-126, 127))
+    sums = torch.empty(grad_input.numel(), dtype=torch.int64, device=grad_input.device)
+    return describe_index(sums), describe(scale)
+
+
 def _launch_backward(
     grad_output: Tensor, input: Tensor, points: Tensor, grad_input, grad_points, align_corners: bool, mode: str,
     padding_mode: str,
 ) -> None:
     """Fills the gradient buffers given (either may be None) in one bridge call; under
-    torch.use_deterministic_algorithms(True) the CUDA kernel without float atomics."""
+    torch.use_deterministic_algorithms(True) on CUDA the input's gradient without float
+    atomics: by 64-bit integer atomics (fixed point) into float32 buffers, else (float64) by
+    the kernel that adds in order."""
+    deterministic = torch.are_deterministic_algorithms_enabled()
+    fixed = scale = None
+    if deterministic and grad_input is not None:
+        fixed, scale = _fixed_point(grad_output, grad_input)
     _native.point_sample_backward(
         describe(grad_output), describe(input), describe(points),
         None if grad_input is None else describe(grad_input),
         None if grad_points is None else describe(grad_points),
-        align_corners, mode, padding_mode, torch.are_deterministic_algorithms_enabled(), stream(input),
+        align_corners, mode, padding_mode, deterministic, stream(input), fixed, scale,
     )
 
 

@@ -26,7 +26,8 @@ use cubeops_kernels::point_sample::{BackwardPass, Interpolation, Sampling, Varia
 const DEFAULT_ARCHS: [u32; 7] = [75, 80, 86, 89, 90, 100, 120];
 
 /// Every variant we ship for `sm_{cc}`: point_sample kernel (the backward: x pass x vector
-/// width) x dtype (16-bit maps also with f32 points: autocast) x layout x sampling (align_corners x mode x padding) x index width, then PSAMask x psa_type x pass x dtype x
+/// width; the fixed-point backward without f64) x dtype (16-bit maps also with f32 points:
+/// autocast) x layout x sampling (align_corners x mode x padding) x index width, then PSAMask x psa_type x pass x dtype x
 /// index width, then MSDA x pass (with its channels per thread, lanes and vector width: float4
 /// atomics from sm_90) x dtype x shape-index type (torch's int64, burn's int32) x index width,
 /// then the focal losses (sigmoid, softmax) x weighted x pass x dtype x target type x index width.
@@ -40,7 +41,7 @@ fn variants(cc: u32) -> Vec<(Kernel, StorageType, Variant)> {
             for &channels_last in layouts {
                 for sampling in Sampling::all() {
                     for wide_index in [false, true] {
-                        for f32_points in point_types(kind) {
+                        for &f32_points in point_types(kind) {
                             let variant = Variant { sampling, channels_last, wide_index, f32_points };
                             out.push((kernel, StorageType::Scalar(ElemType::Float(kind)), variant));
                         }
@@ -49,11 +50,28 @@ fn variants(cc: u32) -> Vec<(Kernel, StorageType, Variant)> {
             }
         }
     }
+    // The fixed-point deterministic backward accumulates in f32 only (f64 maps take the
+    // ordered kernel); its conversion kernel has no type or sampling choices.
+    for kind in [FloatKind::F16, FloatKind::BF16, FloatKind::F32] {
+        for channels_last in [false, true] {
+            for sampling in Sampling::all() {
+                for wide_index in [false, true] {
+                    for &f32_points in point_types(kind) {
+                        let variant = Variant { sampling, channels_last, wide_index, f32_points };
+                        out.push((Kernel::BackwardInputFixed, StorageType::Scalar(ElemType::Float(kind)), variant));
+                    }
+                }
+            }
+        }
+    }
+    for wide_index in [false, true] {
+        out.push((Kernel::FixedToFloat, StorageType::Scalar(ElemType::Float(FloatKind::F32)), Variant::index_width(wide_index)));
+    }
     for kind in dtypes {
         for sampling in Sampling::all() {
             for (channels_last, pass) in backward_passes(cc, kind, sampling) {
                 for wide_index in [false, true] {
-                    for f32_points in point_types(kind) {
+                    for &f32_points in point_types(kind) {
                         let variant = Variant { sampling, channels_last, wide_index, f32_points };
                         out.push((Kernel::Backward(pass), StorageType::Scalar(ElemType::Float(kind)), variant));
                     }

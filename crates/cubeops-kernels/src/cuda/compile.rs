@@ -13,7 +13,9 @@ use cubecl_cuda::CudaCompiler;
 use cubecl_runtime::kernel::{CompiledKernel, CubeKernel, KernelTask};
 
 use crate::point_sample::{
-    accumulation_type, point_sample_backward_input_ordered_kernel as bwd_input_ordered, point_sample_backward_kernel as bwd,
+    accumulation_type,
+    fixed_to_float_kernel as fixed_to_float, point_sample_backward_input_fixed_kernel as bwd_input_fixed,
+    point_sample_backward_input_ordered_kernel as bwd_input_ordered, point_sample_backward_kernel as bwd,
     point_sample_forward_kernel as fwd, BackwardPass, GeometryArgsCompilationArg, Variant,
 };
 use crate::focal_loss::{
@@ -37,6 +39,11 @@ pub enum Kernel {
     Backward(BackwardPass),
     /// The deterministic backward to the input (no atomics); ignores `Variant::channels_last`.
     BackwardInputOrdered,
+    /// The deterministic backward to the input with 64-bit integer atomics (float32
+    /// accumulation only), and its conversion to floats (`FixedToFloat`; only `wide_index`
+    /// of the [`Variant`] applies).
+    BackwardInputFixed,
+    FixedToFloat,
     /// PSAMask; the point_sample [`Variant`] passed with it only contributes `wide_index`.
     PsaMask { distribute: bool, backward: bool },
     /// Multi-scale deformable attention; `index64`: the spatial shapes and level start index
@@ -67,7 +74,7 @@ impl Kernel {
     /// How many arrays the kernel takes (see [`super::launch`]).
     pub fn arity(self) -> usize {
         match self {
-            Kernel::Backward(_) => 5,
+            Kernel::Backward(_) | Kernel::BackwardInputFixed => 5,
             Kernel::PsaMask { .. } => 2,
             Kernel::Msda { pass: MsdaPass::BackwardSampling, .. } => 8,
             Kernel::Msda { pass: MsdaPass::BackwardFused { .. }, .. } => 9,
@@ -243,6 +250,28 @@ pub fn kernel_source<R: Runtime>(
             bwd_input_ordered::PointSampleBackwardInputOrderedKernel::<R>::new(
                 settings, client, array(), array(), array(), geometry(), sampling, variant.ordered_dtypes(storage),
             ),
+            cc,
+            addr,
+        ),
+        Kernel::BackwardInputFixed => compile_task(
+            bwd_input_fixed::PointSampleBackwardInputFixedKernel::<R>::new(
+                settings,
+                client,
+                array(),
+                array(),
+                array(),
+                array(),
+                array(),
+                geometry(),
+                sampling,
+                cl,
+                variant.point_type(storage),
+            ),
+            cc,
+            addr,
+        ),
+        Kernel::FixedToFloat => compile_task(
+            fixed_to_float::FixedToFloatKernel::<R>::new(settings, client, array(), array(), array(), geometry()),
             cc,
             addr,
         ),

@@ -43,6 +43,7 @@ impl LaunchGeometry for Geometry {
         match kernel {
             Kernel::Backward(pass) => pass.threads(self.n * self.num_points),
             Kernel::BackwardInputOrdered => self.ordered_threads(),
+            Kernel::FixedToFloat => self.n * self.channels * self.height * self.width,
             _ => self.output_elements(),
         }
     }
@@ -232,7 +233,9 @@ pub fn compute_capability(device: usize) -> Result<u32, String> {
 /// Launches one kernel on `stream` (a `CUstream`, e.g. PyTorch's current stream) of device
 /// `device`. `arrays` in kernel order: point_sample forward (input, points, output),
 /// backward (grad_output, input, points, grad_input as f32/f64 accumulation buffer,
-/// grad_points), backward to input ordered (grad_output, points, grad_input); PSAMask (src, dst); MSDA
+/// grad_points), backward to input ordered (grad_output, points, grad_input), backward to
+/// input fixed-point (grad_output, points, scale, fixed sums as i64, special as f32) and its
+/// conversion (fixed, scale, special -> gradient); PSAMask (src, dst); MSDA
 /// forward (value, shapes, starts, locations, weights, output), backward to the value
 /// (grad_output, shapes, starts, locations, weights, grad_value as f32/f64 accumulation
 /// buffer), backward to the sampling (grad_output, value, shapes, starts, locations, weights,
@@ -258,8 +261,13 @@ pub fn launch(
         .filter(|b| *b < i32::MAX as u32)
         .ok_or_else(|| format!("{threads} threads exceed one launch"))?;
     let mut info = info_block(geo, arrays, &variant)?;
-    // One module for both layouts: the ordered kernel does not look at the layout.
-    let variant = if kernel == Kernel::BackwardInputOrdered { Variant { channels_last: false, ..variant } } else { variant };
+    // One module for both layouts: the ordered kernel does not look at the layout, the
+    // conversion of fixed-point sums at nothing but the index width.
+    let variant = match kernel {
+        Kernel::BackwardInputOrdered => Variant { channels_last: false, ..variant },
+        Kernel::FixedToFloat => Variant::index_width(variant.wide_index),
+        _ => variant,
+    };
 
     let cc = enter_device(device)?;
     let key = (kernel, variant, storage, device);

@@ -1,16 +1,19 @@
 //! point_sample (mmcv semantics): sampling of `(N, C, H, W)` maps at `(N, P, 2)` points
 //! normalised to [0, 1], with grid_sample's modes (bilinear, nearest) and paddings (zeros,
 //! border, reflection). Kernels: forward, backward (to the input by atomic scatter and/or
-//! to the points, one pass), backward to the input `ordered` (deterministic, no atomics); `launch` holds their
-//! host-side launchers.
+//! to the points, one pass), backward to the input `ordered` (deterministic, no atomics) and
+//! `fixed` (deterministic, integer atomics; CUDA, through the zero-copy launcher); `launch`
+//! holds their host-side launchers.
 
 mod backward;
+mod backward_input_fixed;
 mod backward_input_ordered;
 mod forward;
 mod launch;
 mod sampling;
 
 pub use backward::point_sample_backward_kernel;
+pub use backward_input_fixed::{fixed_to_float_kernel, point_sample_backward_input_fixed_kernel};
 pub use backward_input_ordered::{ordered_bands, point_sample_backward_input_ordered_kernel, ORDERED_TARGET_THREADS};
 pub use forward::point_sample_forward_kernel;
 pub use launch::{
