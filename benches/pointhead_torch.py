@@ -7,7 +7,9 @@ at scale 2. One training step = `PointHead.loss` (point selection on the coarse 
 and coarse point features, label sampling, loss) + backward into the fine features, the coarse
 logits and the head's weights; one inference = `PointHead.predict` (both subdivision steps).
 
-Training runs in float32 and under bf16 autocast (DiffBEV trains in bf16). Inference runs in
+Training runs in float32 and under bf16 autocast (DiffBEV trains in bf16; there the head gets
+bfloat16 features and coarse logits, as convolutions under autocast give them: grid_sample
+copies them to float32, cubeops reads them in place). Inference runs in
 float32 only: mmseg's `PointHead.predict` fails under bf16 autocast with either point_sample
 (it scatters bf16 point logits into float32 logits).
 
@@ -101,10 +103,16 @@ def case(shape, device, smoke):
         data_samples.append(sample)
     metas = [s.metainfo for s in data_samples]
 
+    # Under AMP the head's inputs come out of convolutions: bfloat16 fine features and
+    # coarse logits (the same values).
+    fine_bf16, coarse_bf16 = (t.detach().bfloat16().requires_grad_() for t in (fine, coarse))
+
     def train_step(autocast):
+        feats, logits = (fine_bf16, coarse_bf16) if autocast else (fine, coarse)
+
         def step():
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
-                losses = head.loss([fine], coarse, data_samples, train_cfg)
+                losses = head.loss([feats], logits, data_samples, train_cfg)
                 loss = sum(v for k, v in losses.items() if "loss" in k)
             loss.backward()
         return step

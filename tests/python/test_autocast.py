@@ -29,11 +29,12 @@ def _case(dtype, channels_last, seed=5, c=12, points_dtype=torch.float32):
 
 
 def _reference(x, p, g, **sampling):
-    """float64 grid_sample on the very values the kernels read, and its gradients."""
-    xr = x.detach().double().requires_grad_()
-    pr = p.detach().double().requires_grad_()
+    """float64 grid_sample on the very values the kernels read, and its gradients (on the
+    CPU: torch's CUDA backward refuses deterministic mode)."""
+    xr = x.detach().cpu().double().requires_grad_()
+    pr = p.detach().cpu().double().requires_grad_()
     out = grid_sample_point_sample(xr, pr, **sampling)
-    return (out, *torch.autograd.grad(out, (xr, pr), g.double()))
+    return tuple(t.to(x.device) for t in (out, *torch.autograd.grad(out, (xr, pr), g.cpu().double())))
 
 
 @pytest.mark.parametrize("dtype", LOW)

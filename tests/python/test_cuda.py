@@ -174,8 +174,8 @@ def test_deterministic_backward_non_finite_and_wide_range(deterministic_algorith
         return torch.autograd.grad(cubeops.point_sample(x_dev, p_dev), x_dev, g)[0]
 
     got = grad(g_dev)
-    xr = x_dev.detach().double().requires_grad_()
-    want = torch.autograd.grad(grid_sample_point_sample(xr, p_dev.double()), xr, g_dev.double())[0]
+    xr = x_dev.detach().cpu().double().requires_grad_()  # on the CPU: deterministic mode is on
+    want = torch.autograd.grad(grid_sample_point_sample(xr, p_dev.cpu().double()), xr, g_dev.cpu().double())[0].cuda()
     scale = want.abs().max()
     assert (got.double() - want).abs().max() <= 1e-6 * scale
     # Non-finite output gradients: the same cells non-finite, with the same values, as the
