@@ -157,7 +157,7 @@ def plot(rows, path):
     series = (("speedup_fwd", "forward"), ("speedup_bwd", "backward"), ("speedup_both", "forward+backward"))
     values = [r[key] for r in rows for key, _ in series]
     lo, hi = bench_common.limits(values)
-    fig, axes = plt.subplots(len(layouts), len(dtypes), figsize=(5.2 * len(dtypes), 0.42 * len(shapes) * len(layouts) + 1.6),
+    fig, axes = plt.subplots(len(layouts), len(dtypes), figsize=(max(5.2 * len(dtypes), 8.5), 0.42 * len(shapes) * len(layouts) + 1.6),
                              sharex=True, sharey=True, squeeze=False)
     height = 0.8 / len(series)
     for (i, layout), (j, dtype) in ((a, b) for a in enumerate(layouts) for b in enumerate(dtypes)):
