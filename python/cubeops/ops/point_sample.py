@@ -60,10 +60,11 @@ def _new_grad_input(input: Tensor) -> Tensor:
 
 
 def _fixed_point(grad_output: Tensor, grad_input: Tensor):
-    """The deterministic CUDA backward's operands (float32 buffers, something to add): the
-    int64 sums, zeroed by the bridge, and their scale, a power of two such that no cell's sum
-    reaches 2^62: at most P contributions, each at most the largest finite |grad_output|.
-    Computed on the device (no sync); non-finite gradients are added as floats there."""
+    """The deterministic CUDA backward's operands for a float32 gradient buffer and a
+    non-empty grad_output (else None, None): the int64 sums, zeroed by the bridge, and their
+    scale, a power of two such that no cell's sum reaches 2^62 (at most P contributions, each
+    at most the largest finite |grad_output|), computed on the device without a sync.
+    Non-finite gradients are added as floats by the kernel."""
     if grad_input.device.type != "cuda" or grad_input.dtype != torch.float32 or grad_output.numel() == 0:
         return None, None
     largest = grad_output.abs().nan_to_num_(0.0, 0.0, 0.0).amax()
@@ -306,8 +307,8 @@ def point_sample(
         memory format (channels-last input gives channels-last output); under
         `torch.autocast`, float16/bfloat16 arguments are computed in float32 and the result
         is float32, as grid_sample (and so mmcv's point_sample) does there. On CUDA the
-        16-bit map is then read in place (no float32 copy) and its gradient comes back in
-        its own dtype; the points' gradient is float32.
+        16-bit map is then read in place (no float32 copy); both gradients come back in
+        their tensors' dtypes.
     """
     autocast = False
     if isinstance(input, Tensor) and isinstance(points, Tensor):
