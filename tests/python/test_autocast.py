@@ -91,14 +91,6 @@ def test_autocast_without_float32_copy_of_the_map():
     assert ours < copy / 8, f"point_sample allocated {ours / 2**20:.1f} MiB"
 
 
-@pytest.fixture
-def deterministic_algorithms():
-    before = torch.are_deterministic_algorithms_enabled()
-    torch.use_deterministic_algorithms(True)
-    yield
-    torch.use_deterministic_algorithms(before)
-
-
 @pytest.mark.parametrize("channels_last", [False, True])
 def test_autocast_deterministic_backward(deterministic_algorithms, channels_last):
     """The kernel without atomics under autocast: the same bits on every run, float64's values."""
