@@ -18,13 +18,13 @@ def point_sample_forward(
 # on CUDA a dense float32 (float64) accumulation buffer, which this call zeroes on the stream
 # (one kernel pass for both gradients when it has the input's strides); `deterministic` picks a
 # CUDA kernel without float atomics on finite values: with `fixed` (int64, grad_input's element
-# count, zeroed here) and `scale` (one float32 on the device, a power of two keeping every cell's
-# sum below 2^62) 64-bit integer atomics into a float32 buffer, else the ordered kernel. grad_points: contiguous (N, P, 2); bilinear only on CUDA
-# (nearest's is zero). grad_output and grad_points have the points' dtype.
+# count plus one, zeroed here) and a float32 grad_input 64-bit integer atomics, else the ordered
+# kernel. grad_points: contiguous (N, P, 2); bilinear only on CUDA (nearest's is zero).
+# grad_output and grad_points have the points' dtype.
 def point_sample_backward(
     grad_output: TensorDesc, input: TensorDesc, points: TensorDesc, grad_input: Optional[TensorDesc],
     grad_points: Optional[TensorDesc], align_corners: bool, mode: str, padding_mode: str, deterministic: bool, stream: int,
-    fixed: Optional[TensorDesc] = None, scale: Optional[TensorDesc] = None,
+    fixed: Optional[TensorDesc] = None,
 ) -> None: ...
 def add_cuda_include_dirs(dirs: List[str]) -> None: ...
 def cuda_include_dirs() -> List[str]: ...

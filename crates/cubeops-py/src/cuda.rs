@@ -82,14 +82,11 @@ pub struct Grads<'a> {
     pub fixed_point: Option<&'a FixedPoint>,
 }
 
-/// The fixed-point deterministic backward's operands: `sums`, int64 with at least as many
-/// elements as the gradient buffer (zeroed here, indexed with the buffer's strides), and
-/// `scale`, one float32: a power of two small enough that no cell's sum reaches 2^62 (at most
-/// `P` contributions, each at most the largest finite |grad_output|), computed by the caller
-/// on the device.
+/// The fixed-point deterministic backward's buffer: int64, one element more than the
+/// gradient buffer (the sums, indexed with its strides, then the largest finite
+/// |grad_output|'s bits, from which the kernels derive their scale); zeroed here.
 pub struct FixedPoint {
     pub sums: IndexDesc,
-    pub scale: TensorDesc,
 }
 
 /// The gradients from `grad (N, C, P)`: the input's zeroed on the stream and added into,
@@ -122,22 +119,7 @@ pub fn backward(grad: &TensorDesc, input: &TensorDesc, points: &TensorDesc, grad
     if let Some((gi, gi_geo)) = accumulation {
         let fixed_point = grads.fixed_point.filter(|_| grads.deterministic && gi.dtype == DType::F32);
         if let Some(fp) = fixed_point {
-            let span = gi.numel();
-            if fp.sums.device != input.device || fp.sums.available < span {
-                return Err(PyValueError::new_err(format!("`fixed` must hold {span} int64 on the input's device")));
-            }
-            if fp.scale.dtype != DType::F32 || fp.scale.available < 1 || fp.scale.device != input.device {
-                return Err(PyValueError::new_err("`scale` must be one float32 on the input's device"));
-            }
-            let device = input.device as usize;
-            cuda::zero(device, stream, fp.sums.ptr as u64, span * 8).map_err(PyRuntimeError::new_err)?;
-            let variant = variant(gi, input, points, &[grad, points, gi], sampling);
-            let sums = DeviceArray { ptr: fp.sums.ptr as u64, len: span };
-            let storage = storage_type(input.dtype);
-            let arrays = [array(grad), array(points), array(&fp.scale), sums, array(gi)];
-            cuda::launch(Kernel::BackwardInputFixed, device, stream, &gi_geo, variant, storage, &arrays).map_err(PyRuntimeError::new_err)?;
-            let arrays = [sums, array(&fp.scale), DeviceArray { ptr: gi.ptr as u64, len: span }];
-            cuda::launch(Kernel::FixedToFloat, device, stream, &gi_geo, variant, storage, &arrays).map_err(PyRuntimeError::new_err)?;
+            fixed_point_backward(grad, input, points, gi, &gi_geo, &fp.sums, sampling, stream)?;
         } else if grads.deterministic {
             let variant = variant(gi, input, points, &[grad, points, gi], sampling);
             run(Kernel::BackwardInputOrdered, stream, &gi_geo, variant, input.dtype, &[grad, points, gi])?;
@@ -151,6 +133,37 @@ pub fn backward(grad: &TensorDesc, input: &TensorDesc, points: &TensorDesc, grad
         pass(grad, input, points, None, gather, &geo, sampling, stream)?;
     }
     Ok(())
+}
+
+/// The input's gradient into the float32 buffer `gi` (zeroed) by 64-bit integer atomics
+/// (`cubeops_kernels::point_sample::point_sample_backward_input_fixed_kernel`): the largest
+/// finite |grad|, the sums, their conversion; `sums` as [`FixedPoint`] describes it.
+#[allow(clippy::too_many_arguments)]
+fn fixed_point_backward(
+    grad: &TensorDesc,
+    input: &TensorDesc,
+    points: &TensorDesc,
+    gi: &TensorDesc,
+    geo: &Geometry,
+    sums: &IndexDesc,
+    sampling: Sampling,
+    stream: u64,
+) -> PyResult<()> {
+    let span = gi.numel();
+    if sums.device != input.device || sums.available < span + 1 {
+        return Err(PyValueError::new_err(format!("`fixed` must hold {} int64 on the input's device", span + 1)));
+    }
+    let device = input.device as usize;
+    cuda::zero(device, stream, sums.ptr as u64, (span + 1) * 8).map_err(PyRuntimeError::new_err)?;
+    let variant = variant(gi, input, points, &[grad, points, gi], sampling);
+    let storage = storage_type(input.dtype);
+    let fixed = DeviceArray { ptr: sums.ptr as u64, len: span };
+    // The last int64 of `sums`, as the one u32 the maximum needs.
+    let largest = DeviceArray { ptr: sums.ptr as u64 + span as u64 * 8, len: 1 };
+    let launch = |kernel, arrays: &[DeviceArray]| cuda::launch(kernel, device, stream, geo, variant, storage, arrays).map_err(PyRuntimeError::new_err);
+    launch(Kernel::GradOutputMax, &[array(grad), largest])?;
+    launch(Kernel::BackwardInputFixed, &[array(grad), array(points), largest, fixed, array(gi)])?;
+    launch(Kernel::FixedToFloat, &[fixed, largest, DeviceArray { ptr: gi.ptr as u64, len: span }])
 }
 
 /// Elements from the first to one past the last of a tensor with no gaps and no overlaps

@@ -109,13 +109,13 @@ fn point_sample_forward(
 ///   float32 (float64) accumulation buffer, best in the input's layout (one kernel pass for
 ///   both gradients then), which is zeroed on the stream here and cast by the caller.
 ///   `deterministic` picks a CUDA kernel without float atomics on finite values (the CPU
-///   kernel is deterministic anyway): with `fixed` (int64, at least grad_input's element
-///   count; zeroed here) and `scale` (one float32 on the device, a power of two: see
-///   `cuda::FixedPoint`) the one with 64-bit integer atomics, else the ordered one.
+///   kernel is deterministic anyway): with `fixed` (int64, grad_input's element count plus
+///   one; zeroed here; see `cuda::FixedPoint`) and a float32 `grad_input` the one with
+///   64-bit integer atomics, else the ordered one.
 /// - `grad_points`: `(N, P, 2)`, contiguous; bilinear only on CUDA (nearest's is zero).
 /// One call for both: host time is what small problems pay.
 #[pyfunction]
-#[pyo3(signature = (grad_output, input, points, grad_input, grad_points, align_corners, mode, padding_mode, deterministic, stream, fixed=None, scale=None))]
+#[pyo3(signature = (grad_output, input, points, grad_input, grad_points, align_corners, mode, padding_mode, deterministic, stream, fixed=None))]
 #[allow(clippy::too_many_arguments)]
 fn point_sample_backward(
     py: Python<'_>,
@@ -130,7 +130,6 @@ fn point_sample_backward(
     deterministic: bool,
     stream: u64,
     fixed: Option<Bound<'_, PyAny>>,
-    scale: Option<Bound<'_, PyAny>>,
 ) -> PyResult<()> {
     let sampling = sampling(align_corners, mode, padding_mode)?;
     let mut args = vec![("grad_output", &grad_output), ("input", &input), ("points", &points)];
@@ -141,13 +140,7 @@ fn point_sample_backward(
     // grad_points and grad_output share the points' dtype; grad_input (an accumulation buffer
     // on CUDA) is checked where it is used.
     check_dtypes(&d[1], &d[2], &[&d[0]].into_iter().chain(gp).collect::<Vec<_>>())?;
-    let fixed_point = match (fixed, scale) {
-        (Some(fixed), Some(scale)) => {
-            Some(cuda::FixedPoint { sums: IndexDesc::from_py("fixed", &fixed)?, scale: TensorDesc::from_py("scale", &scale)? })
-        }
-        (None, None) => None,
-        _ => return Err(PyValueError::new_err("`fixed` and `scale` come together")),
-    };
+    let fixed_point = fixed.map(|f| IndexDesc::from_py("fixed", &f).map(|sums| cuda::FixedPoint { sums })).transpose()?;
     py.detach(|| {
         if !on_cpu(&d[0]) {
             let grads = cuda::Grads { input: gi, points: gp, deterministic, fixed_point: fixed_point.as_ref() };

@@ -60,18 +60,12 @@ def _new_grad_input(input: Tensor) -> Tensor:
 
 
 def _fixed_point(grad_output: Tensor, grad_input: Tensor):
-    """The deterministic CUDA backward's operands for a float32 gradient buffer and a
-    non-empty grad_output (else None, None): the int64 sums, zeroed by the bridge, and their
-    scale, a power of two such that no cell's sum reaches 2^62 (at most P contributions, each
-    at most the largest finite |grad_output|), computed on the device without a sync.
-    Non-finite gradients are added as floats by the kernel."""
+    """The deterministic CUDA backward's int64 buffer for a float32 gradient buffer (None
+    otherwise): the fixed-point sums, then one element the kernels find the largest finite
+    |grad_output| in, from which they scale; zeroed by the bridge, all on the device."""
     if grad_input.device.type != "cuda" or grad_input.dtype != torch.float32 or grad_output.numel() == 0:
-        return None, None
-    largest = grad_output.abs().nan_to_num_(0.0, 0.0, 0.0).amax()
-    exponent = torch.frexp(largest.double() * grad_output.shape[2]).exponent
-    scale = torch.ldexp(torch.ones(1, device=grad_input.device), (62 - exponent).clamp_(-126, 127))
-    sums = torch.empty(grad_input.numel(), dtype=torch.int64, device=grad_input.device)
-    return describe_index(sums), describe(scale)
+        return None
+    return describe_index(torch.empty(grad_input.numel() + 1, dtype=torch.int64, device=grad_input.device))
 
 
 def _launch_backward(
@@ -83,14 +77,12 @@ def _launch_backward(
     atomics: by 64-bit integer atomics (fixed point) into float32 buffers, else (float64) by
     the kernel that adds in order."""
     deterministic = torch.are_deterministic_algorithms_enabled()
-    fixed = scale = None
-    if deterministic and grad_input is not None:
-        fixed, scale = _fixed_point(grad_output, grad_input)
+    fixed = _fixed_point(grad_output, grad_input) if deterministic and grad_input is not None else None
     _native.point_sample_backward(
         describe(grad_output), describe(input), describe(points),
         None if grad_input is None else describe(grad_input),
         None if grad_points is None else describe(grad_points),
-        align_corners, mode, padding_mode, deterministic, stream(input), fixed, scale,
+        align_corners, mode, padding_mode, deterministic, stream(input), fixed,
     )
 
 

@@ -59,6 +59,9 @@ fn variants(cc: u32) -> Vec<(Kernel, StorageType, Variant)> {
                     for &f32_points in point_types(kind) {
                         let variant = Variant { sampling, channels_last, wide_index, f32_points };
                         out.push((Kernel::BackwardInputFixed, StorageType::Scalar(ElemType::Float(kind)), variant));
+                        if sampling == Sampling::default() {
+                            out.push((Kernel::GradOutputMax, StorageType::Scalar(ElemType::Float(kind)), variant));
+                        }
                     }
                 }
             }

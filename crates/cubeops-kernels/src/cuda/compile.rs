@@ -14,7 +14,7 @@ use cubecl_runtime::kernel::{CompiledKernel, CubeKernel, KernelTask};
 
 use crate::point_sample::{
     accumulation_type,
-    fixed_to_float_kernel as fixed_to_float, point_sample_backward_input_fixed_kernel as bwd_input_fixed,
+    fixed_to_float_kernel as fixed_to_float, grad_output_max_kernel as grad_max, point_sample_backward_input_fixed_kernel as bwd_input_fixed,
     point_sample_backward_input_ordered_kernel as bwd_input_ordered, point_sample_backward_kernel as bwd,
     point_sample_forward_kernel as fwd, BackwardPass, GeometryArgsCompilationArg, Variant,
 };
@@ -40,8 +40,10 @@ pub enum Kernel {
     /// The deterministic backward to the input (no atomics); ignores `Variant::channels_last`.
     BackwardInputOrdered,
     /// The deterministic backward to the input with 64-bit integer atomics (float32
-    /// accumulation only), and its conversion to floats (`FixedToFloat`; only `wide_index`
+    /// accumulation only): the largest finite |grad_output| (`GradOutputMax`), the sums
+    /// (`BackwardInputFixed`), their conversion to floats (`FixedToFloat`; only `wide_index`
     /// of the [`Variant`] applies).
+    GradOutputMax,
     BackwardInputFixed,
     FixedToFloat,
     /// PSAMask; the point_sample [`Variant`] passed with it only contributes `wide_index`.
@@ -75,7 +77,7 @@ impl Kernel {
     pub fn arity(self) -> usize {
         match self {
             Kernel::Backward(_) | Kernel::BackwardInputFixed => 5,
-            Kernel::PsaMask { .. } => 2,
+            Kernel::PsaMask { .. } | Kernel::GradOutputMax => 2,
             Kernel::Msda { pass: MsdaPass::BackwardSampling, .. } => 8,
             Kernel::Msda { pass: MsdaPass::BackwardFused { .. }, .. } => 9,
             Kernel::Msda { .. } => 6,
@@ -267,6 +269,11 @@ pub fn kernel_source<R: Runtime>(
                 cl,
                 variant.point_type(storage),
             ),
+            cc,
+            addr,
+        ),
+        Kernel::GradOutputMax => compile_task(
+            grad_max::GradOutputMaxKernel::<R>::new(settings, client, array(), array(), geometry(), cl, variant.point_type(storage)),
             cc,
             addr,
         ),

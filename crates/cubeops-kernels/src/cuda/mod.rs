@@ -44,6 +44,7 @@ impl LaunchGeometry for Geometry {
             Kernel::Backward(pass) => pass.threads(self.n * self.num_points),
             Kernel::BackwardInputOrdered => self.ordered_threads(),
             Kernel::FixedToFloat => self.n * self.channels * self.height * self.width,
+            Kernel::GradOutputMax => self.output_elements().div_ceil(crate::point_sample::MAX_PER_THREAD),
             _ => self.output_elements(),
         }
     }
@@ -234,8 +235,9 @@ pub fn compute_capability(device: usize) -> Result<u32, String> {
 /// `device`. `arrays` in kernel order: point_sample forward (input, points, output),
 /// backward (grad_output, input, points, grad_input as f32/f64 accumulation buffer,
 /// grad_points), backward to input ordered (grad_output, points, grad_input), backward to
-/// input fixed-point (grad_output, points, scale, fixed sums as i64, special as f32) and its
-/// conversion (fixed, scale, special -> gradient); PSAMask (src, dst); MSDA
+/// input fixed-point: the largest |grad_output| (grad_output, largest as u32), the sums
+/// (grad_output, points, largest, fixed sums as i64, special as f32) and their conversion
+/// (fixed, largest, special -> gradient); PSAMask (src, dst); MSDA
 /// forward (value, shapes, starts, locations, weights, output), backward to the value
 /// (grad_output, shapes, starts, locations, weights, grad_value as f32/f64 accumulation
 /// buffer), backward to the sampling (grad_output, value, shapes, starts, locations, weights,
@@ -261,11 +263,12 @@ pub fn launch(
         .filter(|b| *b < i32::MAX as u32)
         .ok_or_else(|| format!("{threads} threads exceed one launch"))?;
     let mut info = info_block(geo, arrays, &variant)?;
-    // One module for both layouts: the ordered kernel does not look at the layout, the
-    // conversion of fixed-point sums at nothing but the index width.
+    // One module where a kernel ignores a choice: the ordered kernel the layout, the
+    // fixed-point maximum the sampling, their conversion all but the index width.
     let variant = match kernel {
         Kernel::BackwardInputOrdered => Variant { channels_last: false, ..variant },
         Kernel::FixedToFloat => Variant::index_width(variant.wide_index),
+        Kernel::GradOutputMax => Variant { sampling: Default::default(), ..variant },
         _ => variant,
     };
 

@@ -13,7 +13,9 @@ mod launch;
 mod sampling;
 
 pub use backward::point_sample_backward_kernel;
-pub use backward_input_fixed::{fixed_to_float_kernel, point_sample_backward_input_fixed_kernel};
+pub use backward_input_fixed::{
+    fixed_scale, fixed_to_float_kernel, grad_output_max_kernel, point_sample_backward_input_fixed_kernel, MAX_PER_THREAD,
+};
 pub use backward_input_ordered::{ordered_bands, point_sample_backward_input_ordered_kernel, ORDERED_TARGET_THREADS};
 pub use forward::point_sample_forward_kernel;
 pub use launch::{
