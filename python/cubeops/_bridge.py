@@ -28,6 +28,13 @@ def describe(t: torch.Tensor) -> tuple:
     return (t.data_ptr(), t.shape, t.stride(), _DTYPES[t.dtype], t.get_device(), available)
 
 
+def describe_new(t: torch.Tensor) -> tuple:
+    """`describe` of a tensor this package has just allocated (torch.empty and its views that
+    keep every element, as permute): its storage holds exactly its elements from the pointer
+    on, so their count is what is available, without asking the storage (host time)."""
+    return (t.data_ptr(), t.shape, t.stride(), _DTYPES[t.dtype], t.get_device(), t.numel())
+
+
 def describe_index(t: torch.Tensor) -> tuple:
     """An int64 index tensor (MSDA's level shapes and starts) described as `describe` does."""
     available = max(0, t.untyped_storage().nbytes() // t.element_size() - t.storage_offset())

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .. import _native
-from .._bridge import SUPPORTED_DTYPES, describe, describe_index, exporting, stream
+from .._bridge import SUPPORTED_DTYPES, describe, describe_index, describe_new, exporting, stream
 from ._registration import call, custom_op, eager_function
 
 
@@ -35,7 +35,7 @@ def _new_output(input: Tensor, points: Tensor) -> Tensor:
     addresses. The CPU kernels write contiguous output."""
     n, c = input.shape[:2]
     num_points = points.shape[1]
-    if input.device.type != "cpu" and _channels_last(input):
+    if input.is_cuda and _channels_last(input):
         return input.new_empty((n, num_points, c), dtype=points.dtype).permute(0, 2, 1)
     return input.new_empty((n, c, num_points), dtype=points.dtype)
 
@@ -43,7 +43,7 @@ def _new_output(input: Tensor, points: Tensor) -> Tensor:
 def _run_forward(input: Tensor, points: Tensor, align_corners: bool, mode: str, padding_mode: str) -> Tensor:
     out = _new_output(input, points)
     _native.point_sample_forward(
-        describe(input), describe(points), describe(out), align_corners, mode, padding_mode, stream(input)
+        describe(input), describe(points), describe_new(out), align_corners, mode, padding_mode, stream(input)
     )
     return out
 
@@ -80,8 +80,8 @@ def _launch_backward(
     fixed = _fixed_point(grad_output, grad_input) if deterministic and grad_input is not None else None
     _native.point_sample_backward(
         describe(grad_output), describe(input), describe(points),
-        None if grad_input is None else describe(grad_input),
-        None if grad_points is None else describe(grad_points),
+        None if grad_input is None else describe_new(grad_input),
+        None if grad_points is None else describe_new(grad_points),
         align_corners, mode, padding_mode, deterministic, stream(input), fixed,
     )
 
@@ -191,18 +191,37 @@ def _backward(ctx, grad_output):
     return grad_input, grad_points, None, None, None
 
 
+def _plain_cuda_backward(input: Tensor, num_points: int) -> bool:
+    # CUDA, float16/bfloat16/float32 (a float32 buffer), float atomics, the input's layout.
+    return (
+        input.is_cuda and input.dtype != torch.float64 and not torch.are_deterministic_algorithms_enabled()
+        and not _scatter_channels_last(input, num_points)
+    )
+
+
 def _eager_backward(ctx, grad_output):
-    # Both gradients through one bridge call where possible: host time is what small problems pay.
+    # Both gradients through one bridge call where possible: host time is what small problems
+    # pay (PointHead's training step is host-bound), so the common case (CUDA, bilinear, no
+    # channels-last scatter, not deterministic) is written out without helper layers.
     input, points = ctx.saved_tensors
     align_corners, mode, padding_mode = ctx.sampling
-    launch_points = ctx.needs_input_grad[1] and mode != "nearest"
+    needs_input, needs_points = ctx.needs_input_grad[:2]
+    launch_points = needs_points and mode != "nearest"
     grad_points = points.new_empty(points.shape) if launch_points else None
     grad_input = None
-    if ctx.needs_input_grad[0]:
+    if needs_input and _plain_cuda_backward(input, points.shape[1]):
+        buffer = torch.empty_like(input, dtype=torch.float32)
+        _native.point_sample_backward(
+            describe(grad_output), describe(input), describe(points), describe_new(buffer),
+            None if grad_points is None else describe_new(grad_points),
+            align_corners, mode, padding_mode, False, stream(input), None,
+        )
+        grad_input = buffer.to(input.dtype)
+    elif needs_input:
         grad_input = _input_gradient(grad_output, input, points, align_corners, mode, padding_mode, grad_points)
     elif launch_points:
         _launch_backward(grad_output, input, points, None, grad_points, align_corners, mode, padding_mode)
-    if ctx.needs_input_grad[1] and not launch_points:
+    if needs_points and not launch_points:
         grad_points = _zero_grad_points(points)
     return grad_input, grad_points, None, None, None
 
@@ -261,7 +280,7 @@ def _autocast(input: Tensor, points: Tensor):
     On CUDA a float16/bfloat16 map is read as it is, with float32 points (no float32 copy of
     the map, which grid_sample makes); only the points, which are small, are converted.
     Returns the arguments and whether autocast is on."""
-    if not torch.is_autocast_enabled(input.device.type):
+    if not torch.is_autocast_enabled("cuda" if input.is_cuda else input.device.type):
         return input, points, False
     if points.dtype in _LOW_PRECISION:
         points = points.float()
