@@ -201,7 +201,7 @@ def _plain_cuda_backward(input: Tensor, num_points: int) -> bool:
 
 def _eager_backward(ctx, grad_output):
     # Both gradients through one bridge call where possible: host time is what small problems
-    # pay (PointHead's training step is host-bound), so the common case (CUDA, bilinear, no
+    # pay (PointHead's training step is host-bound), so the common case (CUDA, no
     # channels-last scatter, not deterministic) is written out without helper layers.
     input, points = ctx.saved_tensors
     align_corners, mode, padding_mode = ctx.sampling
