@@ -1,10 +1,16 @@
 """Host time per call of each step of cubeops' eager CUDA path, next to grid_sample's, on a
 tiny problem (where the host, not the GPU, sets the pace); then the same for
-ms_deform_attn in float32 and bfloat16. Diagnostic, not a test:
+ms_deform_attn in float32 and bfloat16; then cubeops' and grid_sample's forward+backward
+and an empty autograd.Function's (the floor of any op whose backward is Python) timed
+interleaved, in rounds, so that the host's drift hits all three alike (on a shared GPU
+machine the same call moves by 40 % between runs). Diagnostic, not a test:
 
     python benches/host_overhead.py
+    python benches/host_overhead.py --interleaved-only --rounds 41
 """
 
+import argparse
+import statistics
 import time
 
 import torch
@@ -95,7 +101,65 @@ def msda(dtype):
         print(f"{name:>42}: {per_call_us(fn, n=1000):7.1f} us")
 
 
+class EmptyFunction(torch.autograd.Function):
+    """Saves its inputs, allocates the output and the gradients, launches nothing."""
+
+    @staticmethod
+    def forward(ctx, input, points):
+        ctx.save_for_backward(input, points)
+        return input.new_empty((input.shape[0], input.shape[1], points.shape[1]))
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        input, points = ctx.saved_tensors
+        return torch.empty_like(input), torch.empty_like(points)
+
+
+def interleaved(device, rounds, calls=200):
+    """Medians over `rounds` of the per-call host time of each forward+backward (timed
+    `calls` at a time, the order rotating every round), and the median of the per-round
+    ratios to grid_sample's, which drift cancels out of."""
+    x = torch.randn(1, 19, 50, 50, device=device, requires_grad=True)
+    p = torch.rand(1, 1024, 2, device=device, requires_grad=True)
+    g = torch.randn(1, 19, 1024, device=device)
+    cuda = device.type == "cuda"
+    fns = {
+        "grid_sample (mmcv's formula)": lambda: torch.autograd.grad(
+            F.grid_sample(x, 2 * p.unsqueeze(2) - 1, align_corners=False).squeeze(3), (x, p), g),
+        "cubeops.point_sample": lambda: torch.autograd.grad(cubeops.point_sample(x, p), (x, p), g),
+        "empty autograd.Function": lambda: torch.autograd.grad(EmptyFunction.apply(x, p), (x, p), g),
+    }
+    names = list(fns)
+    samples = {name: [] for name in names}
+    for r in range(rounds + 1):
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            fn = fns[name]
+            if cuda:
+                torch.cuda.synchronize(device)
+            start = time.perf_counter()
+            for _ in range(calls):
+                fn()
+            elapsed = time.perf_counter() - start
+            if r > 0:  # round 0 warms up
+                samples[name].append(elapsed / calls * 1e6)
+    base = samples[names[0]]
+    label = torch.cuda.get_device_name(device) if cuda else "cpu"
+    print(f"{label}, torch {torch.__version__}: forward+backward host us per call, (1, 19, 50x50), P=1024, "
+          f"interleaved, medians of {rounds} rounds of {calls} calls")
+    for name in names:
+        ratio = statistics.median(t / b for t, b in zip(samples[name], base))
+        print(f"{name:>42}: {statistics.median(samples[name]):7.1f} us  ({ratio:.2f}x grid_sample's)")
+
+
 if __name__ == "__main__":
-    main()
-    for dtype in (torch.float32, torch.bfloat16):
-        msda(dtype)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="cuda", help="cuda (default); cpu only checks the interleaved part runs")
+    parser.add_argument("--rounds", type=int, default=21)
+    parser.add_argument("--interleaved-only", action="store_true")
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    if not args.interleaved_only and device.type == "cuda":
+        main()
+        for dtype in (torch.float32, torch.bfloat16):
+            msda(dtype)
+    interleaved(device, args.rounds)

@@ -36,6 +36,15 @@ def test_pointhead_bench_smoke(tmp_path, monkeypatch, capsys):
     assert (tmp_path / "pointhead.png").stat().st_size > 1000
 
 
+def test_host_overhead_interleaved_smoke(monkeypatch, capsys):
+    """The interleaved forward+backward comparison runs (CPU: the kernels' time, not the host's)."""
+    script = SCRIPT.parent / "host_overhead.py"
+    monkeypatch.setattr(sys, "argv", [str(script), "--device", "cpu", "--rounds", "1"])
+    runpy.run_path(str(script), run_name="__main__")
+    lines = [line for line in capsys.readouterr().out.splitlines() if "grid_sample's)" in line]
+    assert len(lines) == 3 and "(1.00x grid_sample's)" in lines[0]
+
+
 def test_replot_and_rust_table_plot(tmp_path, monkeypatch):
     """`--replot` draws the PNG from a CSV, and benches/plot_burn.py plots the Rust
     benchmark's table (here the committed H100 ones)."""
