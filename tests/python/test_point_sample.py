@@ -229,9 +229,9 @@ def test_bridge_rejects_memory_it_cannot_reach():
         _native.point_sample_forward(describe(x), describe(p.float()), describe(out), False, "bilinear", "zeros", 0)
     # float32 points with a 16-bit map are autocast's case, for the CUDA kernels only.
     low, out32 = x.bfloat16(), out.float()
-    with pytest.raises(TypeError, match="`points` has dtype F32, `input` has BF16"):
+    with pytest.raises(TypeError, match="`points` has dtype float32, `input` has bfloat16"):
         _native.point_sample_forward(describe(low), describe(p.float()), describe(out32), False, "bilinear", "zeros", 0)
-    with pytest.raises(TypeError, match="`output` has dtype F64, `points` has F32"):
+    with pytest.raises(TypeError, match="`output` has dtype float64, `points` has float32"):
         _native.point_sample_forward(describe(x.float()), describe(p.float()), describe(out), False, "bilinear", "zeros", 0)
     with pytest.raises(ValueError, match="padding_mode must be 'zeros', 'border' or 'reflection', got 'wrap'"):
         _native.point_sample_forward(describe(x), describe(p), describe(out), False, "bilinear", "wrap", 0)

@@ -106,7 +106,7 @@ pub fn backward(grad: &TensorDesc, input: &TensorDesc, points: &TensorDesc, grad
         Some(gi) => {
             let expected = if input.dtype == DType::F64 { DType::F64 } else { DType::F32 };
             if gi.dtype != expected {
-                return Err(PyValueError::new_err(format!("`grad_input` accumulates in {expected:?}, got {:?}", gi.dtype)));
+                return Err(PyValueError::new_err(format!("`grad_input` accumulates in {expected}, got {}", gi.dtype)));
             }
             let span = dense_span(gi).ok_or_else(|| PyValueError::new_err("`grad_input` must be dense (no gaps, no overlaps)"))?;
             let gi_geo = geometry(gi, points, grad)?;

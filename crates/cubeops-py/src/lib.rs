@@ -43,7 +43,7 @@ fn describe(args: &[(&'static str, &Bound<'_, PyAny>)], same_dtype: usize) -> Py
     let first = &descs[0];
     for (i, d) in descs.iter().enumerate().skip(1) {
         if i < same_dtype && d.dtype != first.dtype {
-            return Err(PyTypeError::new_err(format!("`{}` has dtype {:?}, `{}` has {:?}", d.arg, d.dtype, first.arg, first.dtype)));
+            return Err(PyTypeError::new_err(format!("`{}` has dtype {}, `{}` has {}", d.arg, d.dtype, first.arg, first.dtype)));
         }
         if d.device != first.device {
             return Err(PyValueError::new_err(format!("`{}` is on device {}, `{}` on {}", d.arg, d.device, first.arg, first.device)));
@@ -70,12 +70,12 @@ fn check_dtypes(input: &TensorDesc, points: &TensorDesc, others: &[&TensorDesc])
     let autocast = !on_cpu(input) && points.dtype == DType::F32 && matches!(input.dtype, DType::F16 | DType::BF16);
     if points.dtype != input.dtype && !autocast {
         return Err(PyTypeError::new_err(format!(
-            "`points` has dtype {:?}, `input` has {:?} (the same dtype, or on CUDA float32 points with a float16/bfloat16 input)",
+            "`points` has dtype {}, `input` has {} (the same dtype, or on CUDA float32 points with a float16/bfloat16 input)",
             points.dtype, input.dtype
         )));
     }
     match others.iter().find(|d| d.dtype != points.dtype) {
-        Some(d) => Err(PyTypeError::new_err(format!("`{}` has dtype {:?}, `points` has {:?}", d.arg, d.dtype, points.dtype))),
+        Some(d) => Err(PyTypeError::new_err(format!("`{}` has dtype {}, `points` has {}", d.arg, d.dtype, points.dtype))),
         None => Ok(()),
     }
 }

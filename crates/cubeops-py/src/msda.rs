@@ -193,7 +193,7 @@ pub fn backward(ops: &Operands, grad: &TensorDesc, grads: &Grads, stream: u64) -
         let acc = if ops.value.dtype == DType::F64 { DType::F64 } else { DType::F32 };
         let want = if cuda { acc } else { ops.value.dtype };
         if gv.dtype != want {
-            return Err(pyo3::exceptions::PyTypeError::new_err(format!("`grad_value` must be {want:?} here, got {:?}", gv.dtype)));
+            return Err(pyo3::exceptions::PyTypeError::new_err(format!("`grad_value` must be {want} here, got {}", gv.dtype)));
         }
     }
     if let Some((gl, gw)) = grads.sampling {

@@ -23,6 +23,16 @@ impl DType {
         }
     }
 
+    /// torch's name, for error messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            DType::F16 => "float16",
+            DType::BF16 => "bfloat16",
+            DType::F32 => "float32",
+            DType::F64 => "float64",
+        }
+    }
+
     fn parse(name: &str, arg: &str) -> PyResult<Self> {
         match name {
             "float16" => Ok(DType::F16),
@@ -33,6 +43,12 @@ impl DType {
                 "`{arg}` must be float16, bfloat16, float32 or float64, got {other}"
             ))),
         }
+    }
+}
+
+impl std::fmt::Display for DType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
     }
 }
 
