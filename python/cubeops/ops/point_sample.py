@@ -65,7 +65,7 @@ def _fixed_point(grad_output: Tensor, grad_input: Tensor):
     |grad_output| in, from which they scale; zeroed by the bridge, all on the device."""
     if grad_input.device.type != "cuda" or grad_input.dtype != torch.float32 or grad_output.numel() == 0:
         return None
-    return describe_index(torch.empty(grad_input.numel() + 1, dtype=torch.int64, device=grad_input.device))
+    return torch.empty(grad_input.numel() + 1, dtype=torch.int64, device=grad_input.device)
 
 
 def _launch_backward(
@@ -77,12 +77,14 @@ def _launch_backward(
     atomics: by 64-bit integer atomics (fixed point) into float32 buffers, else (float64) by
     the kernel that adds in order."""
     deterministic = torch.are_deterministic_algorithms_enabled()
+    # Held until the launches are enqueued: freed earlier, the caching allocator could hand
+    # the block to another allocation on this stream before our kernels use it.
     fixed = _fixed_point(grad_output, grad_input) if deterministic and grad_input is not None else None
     _native.point_sample_backward(
         describe(grad_output), describe(input), describe(points),
         None if grad_input is None else describe_new(grad_input),
         None if grad_points is None else describe_new(grad_points),
-        align_corners, mode, padding_mode, deterministic, stream(input), fixed,
+        align_corners, mode, padding_mode, deterministic, stream(input), None if fixed is None else describe_index(fixed),
     )
 
 
