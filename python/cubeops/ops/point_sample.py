@@ -193,37 +193,18 @@ def _backward(ctx, grad_output):
     return grad_input, grad_points, None, None, None
 
 
-def _plain_cuda_backward(input: Tensor, num_points: int) -> bool:
-    # CUDA, float16/bfloat16/float32 (a float32 buffer), float atomics, the input's layout.
-    return (
-        input.is_cuda and input.dtype != torch.float64 and not torch.are_deterministic_algorithms_enabled()
-        and not _scatter_channels_last(input, num_points)
-    )
-
-
 def _eager_backward(ctx, grad_output):
-    # Both gradients through one bridge call where possible: host time is what small problems
-    # pay (PointHead's training step is host-bound), so the common case (CUDA, no
-    # channels-last scatter, not deterministic) is written out without helper layers.
+    # Both gradients through one bridge call where possible: host time is what small problems pay.
     input, points = ctx.saved_tensors
     align_corners, mode, padding_mode = ctx.sampling
-    needs_input, needs_points = ctx.needs_input_grad[:2]
-    launch_points = needs_points and mode != "nearest"
+    launch_points = ctx.needs_input_grad[1] and mode != "nearest"
     grad_points = points.new_empty(points.shape) if launch_points else None
     grad_input = None
-    if needs_input and _plain_cuda_backward(input, points.shape[1]):
-        buffer = torch.empty_like(input, dtype=torch.float32)
-        _native.point_sample_backward(
-            describe(grad_output), describe(input), describe(points), describe_new(buffer),
-            None if grad_points is None else describe_new(grad_points),
-            align_corners, mode, padding_mode, False, stream(input), None,
-        )
-        grad_input = buffer.to(input.dtype)
-    elif needs_input:
+    if ctx.needs_input_grad[0]:
         grad_input = _input_gradient(grad_output, input, points, align_corners, mode, padding_mode, grad_points)
     elif launch_points:
         _launch_backward(grad_output, input, points, None, grad_points, align_corners, mode, padding_mode)
-    if needs_points and not launch_points:
+    if ctx.needs_input_grad[1] and not launch_points:
         grad_points = _zero_grad_points(points)
     return grad_input, grad_points, None, None, None
 
