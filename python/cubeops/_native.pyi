@@ -6,6 +6,9 @@ from typing import List, Optional, Tuple
 TensorDesc = Tuple[int, Tuple[int, ...], Tuple[int, ...], str, int, int]
 
 __version__: str
+# Which NCHW backward calls the CUDA bridge sums in shared memory (docs/ops/point_sample.md).
+POINT_SAMPLE_SHARED_CELLS: int
+POINT_SAMPLE_SHARED_MAX_TILES: int
 
 # `stream` is a CUstream (torch.cuda.current_stream().cuda_stream) for CUDA tensors, 0 on the CPU.
 # mode: 'bilinear' | 'nearest'; padding_mode: 'zeros' | 'border' | 'reflection' (else ValueError).

@@ -194,6 +194,7 @@ def test_wide_nchw_maps_scatter_channels_last(dtype, tol, points_grad, monkeypat
     from cubeops.ops import point_sample as ops
 
     monkeypatch.setattr(ops, "CHANNELS_LAST_SCATTER_MIN_ADDS", 0)  # taken at this small size too
+    monkeypatch.setattr(ops, "SHARED_SUMS", False)  # else summed in shared memory, NCHW
     gen = torch.Generator().manual_seed(12)
     x64 = torch.randn(2, 64, 9, 11, generator=gen, dtype=torch.float64)
     p64 = torch.rand(2, 300, 2, generator=gen, dtype=torch.float64) * 1.4 - 0.2
@@ -212,3 +213,38 @@ def test_wide_nchw_maps_scatter_channels_last(dtype, tol, points_grad, monkeypat
     assert grads[0].dtype == dtype and grads[0].is_contiguous()
     for name, got, ref in zip(("grad_input", "grad_points"), grads, want):
         torch.testing.assert_close(got.double(), ref, rtol=tol, atol=tol, msg=lambda m: f"{name}: {m}")
+
+
+@pytest.mark.parametrize("shape,shared", [
+    ((2, 5, 200, 200), True),   # 4 tiles of 61 rows: corners on both sides of tile edges
+    ((1, 2, 1000, 20), True),   # 2 tiles
+    ((3, 4, 9, 11), True),      # one tile, rows shorter than a block
+    ((1, 2, 2000, 100), False),  # 17 tiles: global atomics
+    ((1, 2, 3, 13000), False),  # a row does not fit: global atomics
+])
+@pytest.mark.parametrize("dtype,tol", [(torch.float32, 1e-5), (torch.float16, 5e-3)])
+@pytest.mark.parametrize("sampling", [{}, dict(mode="nearest", padding_mode="reflection", align_corners=True)])
+def test_nchw_gradient_summed_in_shared_memory(shape, shared, dtype, tol, sampling):
+    """NCHW maps whose planes tile into few blocks get the input's gradient summed per tile
+    in shared memory and written whole in their dtype (no zero fill, no float32 buffer),
+    others by global atomics: both match float64 grid_sample, with points off the map and on
+    tile edges."""
+    from cubeops.ops import point_sample as ops
+
+    gen = torch.Generator().manual_seed(sum(shape))
+    x64 = torch.randn(shape, generator=gen, dtype=torch.float64)
+    p64 = torch.rand(shape[0], 3000, 2, generator=gen, dtype=torch.float64) * 1.2 - 0.1
+    x = x64.to("cuda", dtype).requires_grad_()
+    assert ops._shared_sums(x) == (shared and ops.SHARED_SUMS)
+    p = p64.to("cuda", dtype).requires_grad_(not sampling)
+    out = cubeops.point_sample(x, p, **sampling)
+    g = torch.randn(out.shape, generator=gen, dtype=torch.float64).to("cuda", dtype)
+    grads = torch.autograd.grad(out, (x, p) if not sampling else (x,), g)
+
+    xr, pr = x.detach().double().requires_grad_(), p.detach().double().requires_grad_()
+    want_out = grid_sample_point_sample(xr, pr, **sampling)
+    want = torch.autograd.grad(want_out, (xr, pr) if not sampling else (xr,), g.double())
+    assert grads[0].dtype == dtype and grads[0].is_contiguous()
+    for name, got, ref in zip(("grad_input", "grad_points"), grads, want):
+        scale = ref.abs().max().item() + 1e-30
+        torch.testing.assert_close(got.double() / scale, ref / scale, rtol=0, atol=tol, msg=lambda m: f"{name}: {m}")

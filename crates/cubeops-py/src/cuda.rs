@@ -3,7 +3,7 @@
 
 use cubecl::ir::{ElemType, FloatKind, StorageType};
 use cubeops_kernels::cuda::{self, DeviceArray, Kernel};
-use cubeops_kernels::point_sample::{backward_vector, BackwardPass, Geometry, Interpolation, Sampling, Variant};
+use cubeops_kernels::point_sample::{self, backward_vector, BackwardPass, Geometry, Interpolation, Sampling, Variant};
 use cubeops_kernels::psamask::PsaGeometry;
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::PyResult;
@@ -72,7 +72,8 @@ pub fn forward(input: &TensorDesc, points: &TensorDesc, out: &TensorDesc, sampli
 
 /// The gradient buffers of a backward call, on CUDA.
 pub struct Grads<'a> {
-    /// float32 (float64 for float64 input), dense (any order of dimensions); zeroed here.
+    /// float32 (float64 for float64 input), dense (any order of dimensions), zeroed here; or
+    /// of the input's dtype where [`use_shared`] holds (any contents: written whole).
     pub input: Option<&'a TensorDesc>,
     /// `(N, P, 2)`, contiguous, of the points' dtype.
     pub points: Option<&'a TensorDesc>,
@@ -89,9 +90,10 @@ pub struct FixedPoint {
     pub sums: IndexDesc,
 }
 
-/// The gradients from `grad (N, C, P)`: the input's zeroed on the stream and added into,
-/// the points' written; both from one kernel pass where the buffer has the input's strides
-/// (as `torch.empty_like` gives it for dense input), else one pass each.
+/// The gradients from `grad (N, C, P)`: the input's summed per plane in shared memory and
+/// written whole where [`use_shared`] holds, else zeroed on the stream and added into; the
+/// points' written. Both come from one kernel pass where the global-atomic buffer has the
+/// input's strides (as `torch.empty_like` gives it for dense input), else one pass each.
 pub fn backward(grad: &TensorDesc, input: &TensorDesc, points: &TensorDesc, grads: Grads, sampling: Sampling, stream: u64) -> PyResult<()> {
     let geo = geometry(input, points, grad)?;
     if let Some(gp) = grads.points {
@@ -104,21 +106,31 @@ pub fn backward(grad: &TensorDesc, input: &TensorDesc, points: &TensorDesc, grad
     }
     let accumulation = match grads.input {
         Some(gi) => {
-            let expected = if input.dtype == DType::F64 { DType::F64 } else { DType::F32 };
-            if gi.dtype != expected {
-                return Err(PyValueError::new_err(format!("`grad_input` accumulates in {expected}, got {}", gi.dtype)));
-            }
             let span = dense_span(gi).ok_or_else(|| PyValueError::new_err("`grad_input` must be dense (no gaps, no overlaps)"))?;
             let gi_geo = geometry(gi, points, grad)?;
-            cuda::zero(input.device as usize, stream, gi.ptr as u64, span * gi.dtype.size()).map_err(PyRuntimeError::new_err)?;
-            Some((gi, gi_geo))
+            let shared = !grads.deterministic && gi.dtype == input.dtype && use_shared(&gi_geo, input.dtype);
+            let expected = if input.dtype == DType::F64 { DType::F64 } else { DType::F32 };
+            if gi.dtype != expected && !shared {
+                return Err(PyValueError::new_err(format!(
+                    "`grad_input` accumulates in {expected} (or is NCHW in the input's dtype, summed in shared memory), got {}",
+                    gi.dtype
+                )));
+            }
+            if !shared {
+                cuda::zero(input.device as usize, stream, gi.ptr as u64, span * gi.dtype.size()).map_err(PyRuntimeError::new_err)?;
+            }
+            Some((gi, gi_geo, shared))
         }
         None => None,
     };
     let mut gather = grads.points;
-    if let Some((gi, gi_geo)) = accumulation {
+    if let Some((gi, gi_geo, shared)) = accumulation {
         let fixed_point = grads.fixed_point.filter(|_| grads.deterministic && gi.dtype == DType::F32);
-        if let Some(fp) = fixed_point {
+        if shared {
+            // Every cell written (no zero fill); the points' gradient gets its own pass below.
+            let variant = variant(gi, input, points, &[grad, points, gi], sampling);
+            run(Kernel::BackwardInputShared, stream, &gi_geo, variant, input.dtype, &[grad, points, gi])?;
+        } else if let Some(fp) = fixed_point {
             fixed_point_backward(grad, input, points, gi, &gi_geo, &fp.sums, sampling, stream)?;
         } else if grads.deterministic {
             let variant = variant(gi, input, points, &[grad, points, gi], sampling);
@@ -164,6 +176,21 @@ fn fixed_point_backward(
     launch(Kernel::GradOutputMax, &[array(grad), largest])?;
     launch(Kernel::BackwardInputFixed, &[array(grad), array(points), largest, fixed, array(gi)])?;
     launch(Kernel::FixedToFloat, &[fixed, largest, DeviceArray { ptr: gi.ptr as u64, len: span }])
+}
+
+static SHARED: OnceLock<Option<u32>> = OnceLock::new();
+
+/// Whether the input's gradient is summed in shared memory
+/// (`cubeops_kernels::point_sample::point_sample_backward_input_shared_kernel`): a map of
+/// f16/bf16/f32 whose buffer has row-major planes (NCHW) that tile into few blocks.
+/// `CUBEOPS_POINT_SAMPLE_SHARED=0` turns it off (benchmark A/B); the Python package's
+/// `_shared_sums` mirrors this for the buffers it allocates.
+fn use_shared(geo: &Geometry, dtype: DType) -> bool {
+    let [_, map_c, map_h, map_w] = geo.map_strides;
+    let row_major = map_w == 1 && (geo.height <= 1 || map_h == geo.width) && (geo.channels <= 1 || map_c >= geo.height * geo.width);
+    let enabled = SHARED.get_or_init(|| std::env::var("CUBEOPS_POINT_SAMPLE_SHARED").ok()?.parse().ok()) != &Some(0);
+    let tiles = point_sample::shared_tiles(geo.height, geo.width).map_or(usize::MAX, |(tiles, _)| tiles);
+    enabled && dtype != DType::F64 && row_major && tiles <= point_sample::SHARED_MAX_TILES
 }
 
 /// Elements from the first to one past the last of a tensor with no gaps and no overlaps

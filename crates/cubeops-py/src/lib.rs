@@ -379,5 +379,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(loaded_kernels, m)?)?;
     m.add_function(wrap_pyfunction!(min_nvrtc, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    // Which NCHW backward calls the CUDA bridge sums in shared memory (`cuda::use_shared`).
+    m.add("POINT_SAMPLE_SHARED_CELLS", cubeops_kernels::point_sample::SHARED_CELLS)?;
+    m.add("POINT_SAMPLE_SHARED_MAX_TILES", cubeops_kernels::point_sample::SHARED_MAX_TILES)?;
     Ok(())
 }

@@ -9,6 +9,7 @@ than the kernels take on the GPU at PointHead sizes (docs/gpu-testing.md). ONNX 
 """
 
 import functools
+import os
 
 import torch
 import torch.nn.functional as F
@@ -50,11 +51,14 @@ def _run_forward(input: Tensor, points: Tensor, align_corners: bool, mode: str, 
 
 def _new_grad_input(input: Tensor) -> Tensor:
     """The buffer the input gradient is computed in (`input` gives shape, dtype, device and
-    layout; its values are not read): on the CPU the result itself; on CUDA a float32
-    (float64) buffer in the input's layout that the native backward zeroes on the stream
-    (no torch op: host time) and the kernels add into."""
+    layout; its values are not read): on the CPU the result itself; on CUDA, for maps summed
+    in shared memory (`_shared_sums`), the result itself, NCHW; else a float32 (float64)
+    buffer in the input's layout that the native backward zeroes on the stream (no torch op:
+    host time) and the kernels add into."""
     if input.device.type == "cpu":
         return input.new_empty(input.shape)
+    if _shared_sums(input):
+        return torch.empty(input.shape, dtype=input.dtype, device=input.device)
     acc = torch.float64 if input.dtype == torch.float64 else torch.float32
     return torch.empty_like(input, dtype=acc)
 
@@ -113,8 +117,30 @@ def _scatter_channels_last(input: Tensor, num_points: int) -> bool:
         input.device.type == "cuda" and c >= CHANNELS_LAST_SCATTER_MIN and c % 4 == 0 and input.dtype != torch.float64
         and n * c * num_points >= CHANNELS_LAST_SCATTER_MIN_ADDS
         and input.stride(1) > input.stride(3) and not torch.are_deterministic_algorithms_enabled()
-        and _vector_atomics(input.get_device())
+        and _vector_atomics(input.get_device()) and not _shared_sums(input)
     )
+
+
+# `CUBEOPS_POINT_SAMPLE_SHARED=0` turns the shared-memory sums off (benchmark A/B); the
+# bridge reads the same variable.
+SHARED_SUMS = os.environ.get("CUBEOPS_POINT_SAMPLE_SHARED") != "0"
+
+
+def _shared_sums(input: Tensor) -> bool:
+    """Whether the CUDA bridge sums the input's gradient per plane in shared memory and
+    writes it whole into an NCHW buffer of the input's dtype (no zero fill, no float32 buffer
+    and cast; it also beats the channels-last scatter): NCHW-ordered f16/bf16/f32 maps whose
+    planes tile into few blocks, outside deterministic mode. Mirrors the bridge's
+    `use_shared` for the buffer `_new_grad_input` then makes."""
+    height, width = input.shape[2:]
+    cells = _native.POINT_SAMPLE_SHARED_CELLS
+    if (
+        not SHARED_SUMS or input.dtype == torch.float64 or input.stride(1) < input.stride(3) or width == 0
+        or width > cells or torch.are_deterministic_algorithms_enabled()
+    ):
+        return False
+    rows = min(cells // width, max(height, 1))
+    return -(-max(height, 1) // rows) <= _native.POINT_SAMPLE_SHARED_MAX_TILES
 
 
 def _input_gradient(

@@ -6,6 +6,7 @@
 //!
 //! cargo run -p cubeops-kernels --features cuda,wgpu --bin arch-check -- [--arch 120 --arch 90 ...] [--client wgpu|cuda]
 //!     [--hashes] (one source hash per variant and arch) [--dump DIR] (write each variant's CUDA C++)
+//!     [--only TEXT] (the variants whose label contains TEXT)
 //!
 //! NVRTC and headers: `pip install nvidia-cuda-nvrtc-cu12==12.8.93 nvidia-cuda-runtime-cu12==12.8.90`
 //! (point LD_LIBRARY_PATH at nvidia/cuda_nvrtc/lib and CUBEOPS_CUDA_INCLUDE at
@@ -50,8 +51,9 @@ fn variants(cc: u32) -> Vec<(Kernel, StorageType, Variant)> {
             }
         }
     }
-    // The fixed-point deterministic backward accumulates in f32 only (f64 maps take the
-    // ordered kernel); its conversion kernel has no type or sampling choices.
+    // The fixed-point deterministic backward and the shared-memory one (row-major planes,
+    // no layout variant) accumulate in f32 only (f64 maps take the ordered or the atomic
+    // kernel); the conversion kernel has no type or sampling choices.
     for kind in [FloatKind::F16, FloatKind::BF16, FloatKind::F32] {
         for channels_last in [false, true] {
             for sampling in Sampling::all() {
@@ -59,6 +61,9 @@ fn variants(cc: u32) -> Vec<(Kernel, StorageType, Variant)> {
                     for &f32_points in point_types(kind) {
                         let variant = Variant { sampling, channels_last, wide_index, f32_points };
                         out.push((Kernel::BackwardInputFixed, StorageType::Scalar(ElemType::Float(kind)), variant));
+                        if !channels_last {
+                            out.push((Kernel::BackwardInputShared, StorageType::Scalar(ElemType::Float(kind)), variant));
+                        }
                         if sampling == Sampling::default() {
                             out.push((Kernel::GradOutputMax, StorageType::Scalar(ElemType::Float(kind)), variant));
                         }
@@ -214,6 +219,8 @@ fn main() -> ExitCode {
     if archs.is_empty() {
         archs = DEFAULT_ARCHS.to_vec();
     }
+    // `--only TEXT`: the variants whose label contains TEXT (while developing one kernel).
+    let only = args.windows(2).find(|w| w[0] == "--only").map(|w| w[1].clone()).unwrap_or_default();
     let client_kind = args.windows(2).find(|w| w[0] == "--client").map(|w| w[1].clone()).unwrap_or_else(|| "wgpu".into());
     if let Ok(dirs) = std::env::var("CUBEOPS_CUDA_INCLUDE") {
         add_include_dirs(std::env::split_paths(&dirs).collect::<Vec<PathBuf>>());
@@ -239,6 +246,7 @@ fn main() -> ExitCode {
         .map(|&cc| {
             variants(cc)
                 .iter()
+                .filter(|&&(k, s, v)| label(k, s, v).contains(&only))
                 .map(|&(k, s, v)| {
                     let compiled = match client_kind.as_str() {
                         "cuda" => kernel_source(&cubecl::cuda::CudaRuntime::client(&Default::default()), cc, k, v, s),

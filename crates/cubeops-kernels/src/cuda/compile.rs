@@ -15,7 +15,8 @@ use cubecl_runtime::kernel::{CompiledKernel, CubeKernel, KernelTask};
 use crate::point_sample::{
     accumulation_type,
     fixed_to_float_kernel as fixed_to_float, grad_output_max_kernel as grad_max, point_sample_backward_input_fixed_kernel as bwd_input_fixed,
-    point_sample_backward_input_ordered_kernel as bwd_input_ordered, point_sample_backward_kernel as bwd,
+    point_sample_backward_input_ordered_kernel as bwd_input_ordered, point_sample_backward_input_shared_kernel as bwd_input_shared,
+    point_sample_backward_kernel as bwd,
     point_sample_forward_kernel as fwd, BackwardPass, GeometryArgsCompilationArg, Variant,
 };
 use crate::focal_loss::{
@@ -39,6 +40,9 @@ pub enum Kernel {
     Backward(BackwardPass),
     /// The deterministic backward to the input (no atomics); ignores `Variant::channels_last`.
     BackwardInputOrdered,
+    /// The backward to the input of row-major planes, summed in shared memory and written in
+    /// the map's dtype (f16, bf16, f32); ignores `Variant::channels_last`.
+    BackwardInputShared,
     /// The deterministic backward to the input with 64-bit integer atomics (float32
     /// accumulation only): the largest finite |grad_output| (`GradOutputMax`), the sums
     /// (`BackwardInputFixed`), their conversion to floats (`FixedToFloat`; only `wide_index`
@@ -244,6 +248,20 @@ pub fn kernel_source<R: Runtime>(
             bwd::PointSampleBackwardKernel::<R>::new(
                 settings, client, array(), array(), array(), array(), array(), geometry(), pass.vector as usize, sampling, pass.lanes,
                 pass.stride, pass.scatter, pass.gather, pass.dtypes(&variant, storage),
+            ),
+            cc,
+            addr,
+        ),
+        Kernel::BackwardInputShared => compile_task(
+            bwd_input_shared::PointSampleBackwardInputSharedKernel::<R>::new(
+                settings,
+                client,
+                array(),
+                array(),
+                array(),
+                geometry(),
+                sampling,
+                [variant.point_type(storage), storage],
             ),
             cc,
             addr,

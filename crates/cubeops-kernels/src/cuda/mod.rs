@@ -43,6 +43,7 @@ impl LaunchGeometry for Geometry {
         match kernel {
             Kernel::Backward(pass) => pass.threads(self.n * self.num_points),
             Kernel::BackwardInputOrdered => self.ordered_threads(),
+            Kernel::BackwardInputShared => self.shared_blocks() * CUBE_DIM as usize,
             Kernel::FixedToFloat => self.n * self.channels * self.height * self.width,
             Kernel::GradOutputMax => self.output_elements().div_ceil(crate::point_sample::MAX_PER_THREAD),
             _ => self.output_elements(),
@@ -97,6 +98,8 @@ pub struct DeviceArray {
 struct Loaded {
     _module: CUmodule,
     function: CUfunction,
+    /// Bytes of shared memory the kernel declares (cubecl compiles it as dynamic).
+    shared_bytes: u32,
 }
 
 // SAFETY: CUmodule/CUfunction are driver handles valid in any thread of the process.
@@ -170,13 +173,14 @@ fn load(kernel: Kernel, variant: Variant, storage: StorageType, device: usize, c
     let client = CudaRuntime::client(&CudaDevice::new(device));
     let compiled = compile::kernel_source(&client, cc, kernel, variant, storage)?;
     let ptx = cached_ptx(&compiled.source, cc)?;
+    let shared_bytes = u32::try_from(compiled.repr.as_ref().map_or(0, |r| r.shared_memory_size())).map_err(|e| e.to_string())?;
     let ptx = CString::new(ptx.into_iter().take_while(|b| *b != 0).collect::<Vec<u8>>()).map_err(|e| e.to_string())?;
     let name = CString::new(compiled.entrypoint_name.clone()).map_err(|e| e.to_string())?;
     // SAFETY: the primary context is current (enter_device); PTX and name are NUL-terminated.
     unsafe {
         let module = driver("cuModuleLoadData", cudarc::driver::result::module::load_data(ptx.as_ptr().cast()))?;
         let function = driver("cuModuleGetFunction", cudarc::driver::result::module::get_function(module, name))?;
-        Ok(Loaded { _module: module, function })
+        Ok(Loaded { _module: module, function, shared_bytes })
     }
 }
 
@@ -234,7 +238,8 @@ pub fn compute_capability(device: usize) -> Result<u32, String> {
 /// Launches one kernel on `stream` (a `CUstream`, e.g. PyTorch's current stream) of device
 /// `device`. `arrays` in kernel order: point_sample forward (input, points, output),
 /// backward (grad_output, input, points, grad_input as f32/f64 accumulation buffer,
-/// grad_points), backward to input ordered (grad_output, points, grad_input), backward to
+/// grad_points), backward to input ordered (grad_output, points, grad_input) and shared
+/// (grad_output, points, grad_input in the map's dtype), backward to
 /// input fixed-point: the largest |grad_output| (grad_output, largest as u32), the sums
 /// (grad_output, points, largest, fixed sums as i64, special as f32) and their conversion
 /// (fixed, largest, special -> gradient); PSAMask (src, dst); MSDA
@@ -266,7 +271,7 @@ pub fn launch(
     // One module where a kernel ignores a choice: the ordered kernel the layout, the
     // fixed-point maximum the sampling, their conversion all but the index width.
     let variant = match kernel {
-        Kernel::BackwardInputOrdered => Variant { channels_last: false, ..variant },
+        Kernel::BackwardInputOrdered | Kernel::BackwardInputShared => Variant { channels_last: false, ..variant },
         Kernel::FixedToFloat => Variant::index_width(variant.wide_index),
         Kernel::GradOutputMax => Variant { sampling: Default::default(), ..variant },
         _ => variant,
@@ -282,7 +287,7 @@ pub fn launch(
             .map_err(|_| "loading the CUDA driver or NVRTC failed: install NVRTC with `pip install nvidia-cuda-nvrtc-cu12`".to_string())??;
         cache.insert(key, loaded);
     }
-    let function = cache[&key].function;
+    let (function, shared_bytes) = (cache[&key].function, cache[&key].shared_bytes);
 
     let mut pointers: Vec<u64> = arrays.iter().map(|a| a.ptr).collect();
     let mut params: Vec<*mut c_void> = pointers.iter_mut().map(|p| p as *mut u64 as *mut c_void).collect();
@@ -293,7 +298,7 @@ pub fn launch(
     unsafe {
         driver(
             "cuLaunchKernel",
-            cudarc::driver::result::launch_kernel(function, (blocks, 1, 1), (CUBE_DIM, 1, 1), 0, stream as CUstream, &mut params),
+            cudarc::driver::result::launch_kernel(function, (blocks, 1, 1), (CUBE_DIM, 1, 1), shared_bytes, stream as CUstream, &mut params),
         )
     }
 }
