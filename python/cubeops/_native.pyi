@@ -6,7 +6,7 @@ from typing import List, Optional, Tuple
 TensorDesc = Tuple[int, Tuple[int, ...], Tuple[int, ...], str, int, int]
 
 __version__: str
-# Which NCHW backward calls the CUDA bridge sums in shared memory (docs/ops/point_sample.md).
+# Which NCHW maps the CUDA backward can sum in shared memory (`shared=True`; docs/ops/point_sample.md).
 POINT_SAMPLE_SHARED_CELLS: int
 POINT_SAMPLE_SHARED_MAX_TILES: int
 
@@ -27,7 +27,7 @@ def point_sample_forward(
 def point_sample_backward(
     grad_output: TensorDesc, input: TensorDesc, points: TensorDesc, grad_input: Optional[TensorDesc],
     grad_points: Optional[TensorDesc], align_corners: bool, mode: str, padding_mode: str, deterministic: bool, stream: int,
-    fixed: Optional[TensorDesc] = None,
+    fixed: Optional[TensorDesc] = None, shared: bool = False,
 ) -> None: ...
 def add_cuda_include_dirs(dirs: List[str]) -> None: ...
 def cuda_include_dirs() -> List[str]: ...

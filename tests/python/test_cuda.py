@@ -224,18 +224,19 @@ def test_wide_nchw_maps_scatter_channels_last(dtype, tol, points_grad, monkeypat
 ])
 @pytest.mark.parametrize("dtype,tol", [(torch.float32, 1e-5), (torch.float16, 5e-3)])
 @pytest.mark.parametrize("sampling", [{}, dict(mode="nearest", padding_mode="reflection", align_corners=True)])
-def test_nchw_gradient_summed_in_shared_memory(shape, shared, dtype, tol, sampling):
-    """NCHW maps whose planes tile into few blocks get the input's gradient summed per tile
-    in shared memory and written whole in their dtype (no zero fill, no float32 buffer),
-    others by global atomics: both match float64 grid_sample, with points off the map and on
-    tile edges."""
+def test_nchw_gradient_summed_in_shared_memory(shape, shared, dtype, tol, sampling, monkeypatch):
+    """With the shared-memory sums on, NCHW maps whose planes tile into few blocks get the
+    input's gradient summed per tile in shared memory and written whole in their dtype (no
+    zero fill, no float32 buffer), others by global atomics: both match float64 grid_sample,
+    with points off the map and on tile edges."""
     from cubeops.ops import point_sample as ops
 
+    monkeypatch.setattr(ops, "SHARED_SUMS", True)
     gen = torch.Generator().manual_seed(sum(shape))
     x64 = torch.randn(shape, generator=gen, dtype=torch.float64)
     p64 = torch.rand(shape[0], 3000, 2, generator=gen, dtype=torch.float64) * 1.2 - 0.1
     x = x64.to("cuda", dtype).requires_grad_()
-    assert ops._shared_sums(x) == (shared and ops.SHARED_SUMS)
+    assert ops._shared_sums(x) == shared
     p = p64.to("cuda", dtype).requires_grad_(not sampling)
     out = cubeops.point_sample(x, p, **sampling)
     g = torch.randn(out.shape, generator=gen, dtype=torch.float64).to("cuda", dtype)
@@ -248,3 +249,24 @@ def test_nchw_gradient_summed_in_shared_memory(shape, shared, dtype, tol, sampli
     for name, got, ref in zip(("grad_input", "grad_points"), grads, want):
         scale = ref.abs().max().item() + 1e-30
         torch.testing.assert_close(got.double() / scale, ref / scale, rtol=0, atol=tol, msg=lambda m: f"{name}: {m}")
+
+
+@pytest.mark.parametrize("case", ["float32 buffer for bf16", "channels-last buffer", "float64", "17 tiles", "deterministic"])
+def test_shared_sums_refuse_buffers_they_cannot_fill(case):
+    """The bridge checks what `shared=True` needs and says which condition failed, instead
+    of writing a buffer it does not fit."""
+    from cubeops import _native
+    from cubeops._bridge import describe, stream
+
+    dtype = {"float32 buffer for bf16": torch.bfloat16, "float64": torch.float64}.get(case, torch.float32)
+    shape = (1, 2, 2000, 100) if case == "17 tiles" else (1, 2, 9, 11)
+    x = torch.randn(shape, device="cuda", dtype=dtype)
+    p = torch.rand(1, 5, 2, device="cuda", dtype=dtype)
+    g = torch.randn(1, 2, 5, device="cuda", dtype=dtype)
+    gi = torch.empty(shape, device="cuda", dtype=torch.float32 if case == "float32 buffer for bf16" else dtype)
+    if case == "channels-last buffer":
+        gi = gi.to(memory_format=torch.channels_last)
+    args = (describe(g), describe(x), describe(p), describe(gi), None, False, "bilinear", "zeros", case == "deterministic",
+            stream(x))
+    with pytest.raises(ValueError, match="`shared` sums need"):
+        _native.point_sample_backward(*args, None, True)

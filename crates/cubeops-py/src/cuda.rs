@@ -72,8 +72,8 @@ pub fn forward(input: &TensorDesc, points: &TensorDesc, out: &TensorDesc, sampli
 
 /// The gradient buffers of a backward call, on CUDA.
 pub struct Grads<'a> {
-    /// float32 (float64 for float64 input), dense (any order of dimensions), zeroed here; or
-    /// of the input's dtype where [`use_shared`] holds (any contents: written whole).
+    /// float32 (float64 for float64 input), dense (any order of dimensions), zeroed here; or,
+    /// with `shared`, of the input's dtype (any contents: written whole).
     pub input: Option<&'a TensorDesc>,
     /// `(N, P, 2)`, contiguous, of the points' dtype.
     pub points: Option<&'a TensorDesc>,
@@ -81,6 +81,11 @@ pub struct Grads<'a> {
     /// (float32 buffers) by 64-bit integer atomics, else by the ordered kernel.
     pub deterministic: bool,
     pub fixed_point: Option<&'a FixedPoint>,
+    /// The input's gradient summed per plane in shared memory and written whole in the
+    /// input's dtype (`point_sample_backward_input_shared_kernel`): for NCHW maps of
+    /// f16/bf16/f32 (row-major planes) that tile into at most `SHARED_MAX_TILES` blocks, not
+    /// in deterministic mode ([`check_shared`]).
+    pub shared: bool,
 }
 
 /// The fixed-point deterministic backward's buffer: int64, one element more than the
@@ -91,7 +96,7 @@ pub struct FixedPoint {
 }
 
 /// The gradients from `grad (N, C, P)`: the input's summed per plane in shared memory and
-/// written whole where [`use_shared`] holds, else zeroed on the stream and added into; the
+/// written whole with `grads.shared`, else zeroed on the stream and added into; the
 /// points' written. Both come from one kernel pass where the global-atomic buffer has the
 /// input's strides (as `torch.empty_like` gives it for dense input), else one pass each.
 pub fn backward(grad: &TensorDesc, input: &TensorDesc, points: &TensorDesc, grads: Grads, sampling: Sampling, stream: u64) -> PyResult<()> {
@@ -108,15 +113,14 @@ pub fn backward(grad: &TensorDesc, input: &TensorDesc, points: &TensorDesc, grad
         Some(gi) => {
             let span = dense_span(gi).ok_or_else(|| PyValueError::new_err("`grad_input` must be dense (no gaps, no overlaps)"))?;
             let gi_geo = geometry(gi, points, grad)?;
-            let shared = !grads.deterministic && gi.dtype == input.dtype && use_shared(&gi_geo, input.dtype);
-            let expected = if input.dtype == DType::F64 { DType::F64 } else { DType::F32 };
-            if gi.dtype != expected && !shared {
-                return Err(PyValueError::new_err(format!(
-                    "`grad_input` accumulates in {expected} (or is NCHW in the input's dtype, summed in shared memory), got {}",
-                    gi.dtype
-                )));
-            }
-            if !shared {
+            let shared = grads.shared;
+            if shared {
+                check_shared(gi, input, &gi_geo, grads.deterministic)?;
+            } else {
+                let expected = if input.dtype == DType::F64 { DType::F64 } else { DType::F32 };
+                if gi.dtype != expected {
+                    return Err(PyValueError::new_err(format!("`grad_input` accumulates in {expected}, got {}", gi.dtype)));
+                }
                 cuda::zero(input.device as usize, stream, gi.ptr as u64, span * gi.dtype.size()).map_err(PyRuntimeError::new_err)?;
             }
             Some((gi, gi_geo, shared))
@@ -178,19 +182,23 @@ fn fixed_point_backward(
     launch(Kernel::FixedToFloat, &[fixed, largest, DeviceArray { ptr: gi.ptr as u64, len: span }])
 }
 
-static SHARED: OnceLock<Option<u32>> = OnceLock::new();
-
-/// Whether the input's gradient is summed in shared memory
-/// (`cubeops_kernels::point_sample::point_sample_backward_input_shared_kernel`): a map of
-/// f16/bf16/f32 whose buffer has row-major planes (NCHW) that tile into few blocks.
-/// `CUBEOPS_POINT_SAMPLE_SHARED=0` turns it off (benchmark A/B); the Python package's
-/// `_shared_sums` mirrors this for the buffers it allocates.
-fn use_shared(geo: &Geometry, dtype: DType) -> bool {
+/// `shared`'s conditions ([`Grads::shared`]), as a clear error when one fails.
+fn check_shared(gi: &TensorDesc, input: &TensorDesc, geo: &Geometry, deterministic: bool) -> PyResult<()> {
     let [_, map_c, map_h, map_w] = geo.map_strides;
     let row_major = map_w == 1 && (geo.height <= 1 || map_h == geo.width) && (geo.channels <= 1 || map_c >= geo.height * geo.width);
-    let enabled = SHARED.get_or_init(|| std::env::var("CUBEOPS_POINT_SAMPLE_SHARED").ok()?.parse().ok()) != &Some(0);
     let tiles = point_sample::shared_tiles(geo.height, geo.width).map_or(usize::MAX, |(tiles, _)| tiles);
-    enabled && dtype != DType::F64 && row_major && tiles <= point_sample::SHARED_MAX_TILES
+    let why = if deterministic {
+        "not in deterministic mode"
+    } else if input.dtype == DType::F64 || gi.dtype != input.dtype {
+        "`grad_input` of the input's dtype, float16, bfloat16 or float32"
+    } else if !row_major {
+        "`grad_input` with row-major planes (NCHW)"
+    } else if tiles > point_sample::SHARED_MAX_TILES {
+        "planes of at most POINT_SAMPLE_SHARED_MAX_TILES tiles of POINT_SAMPLE_SHARED_CELLS cells"
+    } else {
+        return Ok(());
+    };
+    Err(PyValueError::new_err(format!("`shared` sums need {why} (grad_input {:?} {}, strides {:?})", gi.shape, gi.dtype, gi.strides)))
 }
 
 /// Elements from the first to one past the last of a tensor with no gaps and no overlaps

@@ -111,11 +111,13 @@ fn point_sample_forward(
 ///   `deterministic` picks a CUDA kernel without float atomics on finite values (the CPU
 ///   kernel is deterministic anyway): with `fixed` (int64, grad_input's element count plus
 ///   one; zeroed here; see `cuda::FixedPoint`) and a float32 `grad_input` the one with
-///   64-bit integer atomics, else the ordered one.
+///   64-bit integer atomics, else the ordered one. `shared` (CUDA, not deterministic):
+///   `grad_input` is NCHW in the input's dtype (f16/bf16/f32), summed per plane in shared
+///   memory and written whole (see `cuda::Grads::shared`).
 /// - `grad_points`: `(N, P, 2)`, contiguous; bilinear only on CUDA (nearest's is zero).
 /// One call for both: host time is what small problems pay.
 #[pyfunction]
-#[pyo3(signature = (grad_output, input, points, grad_input, grad_points, align_corners, mode, padding_mode, deterministic, stream, fixed=None))]
+#[pyo3(signature = (grad_output, input, points, grad_input, grad_points, align_corners, mode, padding_mode, deterministic, stream, fixed=None, shared=false))]
 #[allow(clippy::too_many_arguments)]
 fn point_sample_backward(
     py: Python<'_>,
@@ -130,6 +132,7 @@ fn point_sample_backward(
     deterministic: bool,
     stream: u64,
     fixed: Option<Bound<'_, PyAny>>,
+    shared: bool,
 ) -> PyResult<()> {
     let sampling = sampling(align_corners, mode, padding_mode)?;
     let mut args = vec![("grad_output", &grad_output), ("input", &input), ("points", &points)];
@@ -143,7 +146,7 @@ fn point_sample_backward(
     let fixed_point = fixed.map(|f| IndexDesc::from_py("fixed", &f).map(|sums| cuda::FixedPoint { sums })).transpose()?;
     py.detach(|| {
         if !on_cpu(&d[0]) {
-            let grads = cuda::Grads { input: gi, points: gp, deterministic, fixed_point: fixed_point.as_ref() };
+            let grads = cuda::Grads { input: gi, points: gp, deterministic, fixed_point: fixed_point.as_ref(), shared };
             return cuda::backward(&d[0], &d[1], &d[2], grads, sampling, stream);
         }
         if let Some(gi) = gi {
@@ -379,7 +382,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(loaded_kernels, m)?)?;
     m.add_function(wrap_pyfunction!(min_nvrtc, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
-    // Which NCHW backward calls the CUDA bridge sums in shared memory (`cuda::use_shared`).
+    // Which NCHW maps the CUDA bridge can sum in shared memory (`cuda::Grads::shared`).
     m.add("POINT_SAMPLE_SHARED_CELLS", cubeops_kernels::point_sample::SHARED_CELLS)?;
     m.add("POINT_SAMPLE_SHARED_MAX_TILES", cubeops_kernels::point_sample::SHARED_MAX_TILES)?;
     Ok(())

@@ -49,15 +49,15 @@ def _run_forward(input: Tensor, points: Tensor, align_corners: bool, mode: str, 
     return out
 
 
-def _new_grad_input(input: Tensor) -> Tensor:
+def _new_grad_input(input: Tensor, shared: bool = False) -> Tensor:
     """The buffer the input gradient is computed in (`input` gives shape, dtype, device and
-    layout; its values are not read): on the CPU the result itself; on CUDA, for maps summed
-    in shared memory (`_shared_sums`), the result itself, NCHW; else a float32 (float64)
-    buffer in the input's layout that the native backward zeroes on the stream (no torch op:
-    host time) and the kernels add into."""
+    layout; its values are not read): on the CPU the result itself; on CUDA, for sums in
+    shared memory (`shared`, see `_shared_sums`), the result itself, NCHW; else a float32
+    (float64) buffer in the input's layout that the native backward zeroes on the stream (no
+    torch op: host time) and the kernels add into."""
     if input.device.type == "cpu":
         return input.new_empty(input.shape)
-    if _shared_sums(input):
+    if shared:
         return torch.empty(input.shape, dtype=input.dtype, device=input.device)
     acc = torch.float64 if input.dtype == torch.float64 else torch.float32
     return torch.empty_like(input, dtype=acc)
@@ -74,12 +74,13 @@ def _fixed_point(grad_output: Tensor, grad_input: Tensor):
 
 def _launch_backward(
     grad_output: Tensor, input: Tensor, points: Tensor, grad_input, grad_points, align_corners: bool, mode: str,
-    padding_mode: str,
+    padding_mode: str, shared: bool = False,
 ) -> None:
     """Fills the gradient buffers given (either may be None) in one bridge call; under
     torch.use_deterministic_algorithms(True) on CUDA the input's gradient without float
     atomics: by 64-bit integer atomics (fixed point) into float32 buffers, else (float64) by
-    the kernel that adds in order."""
+    the kernel that adds in order. `shared`: a `_new_grad_input(input, True)` buffer, summed
+    in shared memory."""
     deterministic = torch.are_deterministic_algorithms_enabled()
     # Held until the launches are enqueued: freed earlier, the caching allocator could hand
     # the block to another allocation on this stream before our kernels use it.
@@ -89,6 +90,7 @@ def _launch_backward(
         None if grad_input is None else describe_new(grad_input),
         None if grad_points is None else describe_new(grad_points),
         align_corners, mode, padding_mode, deterministic, stream(input), None if fixed is None else describe_index(fixed),
+        shared,
     )
 
 
@@ -121,22 +123,22 @@ def _scatter_channels_last(input: Tensor, num_points: int) -> bool:
     )
 
 
-# `CUBEOPS_POINT_SAMPLE_SHARED=0` turns the shared-memory sums off (benchmark A/B); the
-# bridge reads the same variable.
-SHARED_SUMS = os.environ.get("CUBEOPS_POINT_SAMPLE_SHARED") != "0"
+# The shared-memory sums are opt-in (`CUBEOPS_POINT_SAMPLE_SHARED=1`, read at import) until a
+# GPU run has tested and timed them (docs/ops/point_sample.md).
+SHARED_SUMS = os.environ.get("CUBEOPS_POINT_SAMPLE_SHARED") == "1"
 
 
 def _shared_sums(input: Tensor) -> bool:
-    """Whether the CUDA bridge sums the input's gradient per plane in shared memory and
-    writes it whole into an NCHW buffer of the input's dtype (no zero fill, no float32 buffer
-    and cast; it also beats the channels-last scatter): NCHW-ordered f16/bf16/f32 maps whose
-    planes tile into few blocks, outside deterministic mode. Mirrors the bridge's
-    `use_shared` for the buffer `_new_grad_input` then makes."""
+    """Whether the CUDA bridge is to sum the input's gradient per plane in shared memory and
+    write it whole into an NCHW buffer of the input's dtype (no zero fill, no float32 buffer
+    and cast; instead of the channels-last scatter too): NCHW-ordered f16/bf16/f32 maps whose
+    planes tile into few blocks, outside deterministic mode (the bridge's `check_shared`)."""
     height, width = input.shape[2:]
     cells = _native.POINT_SAMPLE_SHARED_CELLS
     if (
-        not SHARED_SUMS or input.dtype == torch.float64 or input.stride(1) < input.stride(3) or width == 0
-        or width > cells or torch.are_deterministic_algorithms_enabled()
+        not SHARED_SUMS or input.device.type != "cuda" or input.dtype == torch.float64
+        or input.stride(1) < input.stride(3) or width == 0 or width > cells
+        or torch.are_deterministic_algorithms_enabled()
     ):
         return False
     rows = min(cells // width, max(height, 1))
@@ -159,8 +161,9 @@ def _input_gradient(
         if grad_points is not None:
             _launch_backward(grad_output, input, points, None, grad_points, *sampling)
         return buffer.to(input.dtype, memory_format=torch.contiguous_format)
-    grad_input = _new_grad_input(input)
-    _launch_backward(grad_output, input, points, grad_input, grad_points, *sampling)
+    shared = _shared_sums(input)
+    grad_input = _new_grad_input(input, shared)
+    _launch_backward(grad_output, input, points, grad_input, grad_points, *sampling, shared)
     return grad_input.to(input.dtype)
 
 
