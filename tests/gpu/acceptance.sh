@@ -1,8 +1,9 @@
 #!/bin/bash
 # Issue 14's acceptance run on the GPU machine, in one call (the device tool's limit is 600 s):
 # the CUDA test suite, the 10,000-case fuzz on CUDA, the PointHead benchmark, the op grid and
-# the interleaved host-time comparison, all on one wheel. Typical H100 times: tests ~150 s,
-# fuzz ~55 s, PointHead ~25 s, op grid ~110 s, host time ~30 s. Each step has its own time
+# the interleaved host-time comparison, all on one wheel. H100 times (session 13's whole run):
+# tests ~205 s, fuzz ~55 s, PointHead ~27 s, op grid ~122 s, host time ~30 s: ~450 s with the
+# install, so give the call ~480 s or more. Each step has its own time
 # limit, so a slow step costs its own figures only. Outputs go to $OUT (log.txt, bench/).
 #
 # From the repository root, with .whl/ (mmcv-lite, mmseg, mmengine, ...; docs/gpu-testing.md)
