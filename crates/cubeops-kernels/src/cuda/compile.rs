@@ -254,14 +254,7 @@ pub fn kernel_source<R: Runtime>(
         ),
         Kernel::BackwardInputShared => compile_task(
             bwd_input_shared::PointSampleBackwardInputSharedKernel::<R>::new(
-                settings,
-                client,
-                array(),
-                array(),
-                array(),
-                geometry(),
-                sampling,
-                [variant.point_type(storage), storage],
+                settings, client, array(), array(), array(), geometry(), sampling, [variant.point_type(storage), storage],
             ),
             cc,
             addr,
