@@ -194,7 +194,7 @@ fn check_shared(gi: &TensorDesc, input: &TensorDesc, geo: &Geometry, determinist
     } else if !row_major {
         "`grad_input` with row-major planes (NCHW)"
     } else if tiles > point_sample::SHARED_MAX_TILES {
-        "planes of at most POINT_SAMPLE_SHARED_MAX_TILES tiles of POINT_SAMPLE_SHARED_CELLS cells"
+        "non-empty planes of at most POINT_SAMPLE_SHARED_MAX_TILES tiles of POINT_SAMPLE_SHARED_CELLS cells"
     } else {
         return Ok(());
     };

@@ -137,12 +137,12 @@ def _shared_sums(input: Tensor) -> bool:
     cells = _native.POINT_SAMPLE_SHARED_CELLS
     if (
         not SHARED_SUMS or input.device.type != "cuda" or input.dtype == torch.float64
-        or input.stride(1) < input.stride(3) or width == 0 or width > cells
+        or input.stride(1) < input.stride(3) or height == 0 or width == 0 or width > cells
         or torch.are_deterministic_algorithms_enabled()
     ):
         return False
-    rows = min(cells // width, max(height, 1))
-    return -(-max(height, 1) // rows) <= _native.POINT_SAMPLE_SHARED_MAX_TILES
+    rows = min(cells // width, height)
+    return -(-height // rows) <= _native.POINT_SAMPLE_SHARED_MAX_TILES
 
 
 def _input_gradient(

@@ -16,14 +16,15 @@ pub const SHARED_CELLS: usize = 12288;
 pub const SHARED_MAX_TILES: usize = 8;
 
 /// `(tiles per plane, rows per tile)` of [`point_sample_backward_input_shared_kernel`] for
-/// an `height x width` map, or None when a single row does not fit [`SHARED_CELLS`]. The
-/// kernel computes the same; the launch has `n * channels * tiles` blocks.
+/// an `height x width` map, or None when the map is empty or a single row does not fit
+/// [`SHARED_CELLS`]. The kernel computes the same; the launch has `n * channels * tiles`
+/// blocks.
 pub fn shared_tiles(height: usize, width: usize) -> Option<(usize, usize)> {
-    if width == 0 || width > SHARED_CELLS {
+    if height == 0 || width == 0 || width > SHARED_CELLS {
         return None;
     }
-    let rows = (SHARED_CELLS / width).min(height.max(1));
-    Some((height.max(1).div_ceil(rows), rows))
+    let rows = (SHARED_CELLS / width).min(height);
+    Some((height.div_ceil(rows), rows))
 }
 
 /// `grad_input[n, c, rows of one tile] = sum over points p of weight * grad_output[n, c, p]`,
@@ -47,6 +48,7 @@ pub fn point_sample_backward_input_shared_kernel<Q: Float, G: Float>(
     #[comptime] sampling: Sampling,
     #[define(Q, G)] _dtypes: [StorageType; 2],
 ) {
+    // Launched for non-empty maps whose rows fit (`shared_tiles`): `rows` >= 1.
     let cells = comptime!(SHARED_CELLS);
     let mut tile_sums = SharedMemory::<Atomic<f32>>::new(cells);
     let channels = geo.channels as usize;
@@ -80,20 +82,10 @@ pub fn point_sample_backward_input_shared_kernel<Q: Float, G: Float>(
         if top || bottom {
             let grad = f32::cast_from(grad_output[grad_base + p * geo.out_p as usize]);
             if top {
-                add_row(
-                    &mut tile_sums,
-                    (fp.y0 - first_row) * width,
-                    &fp,
-                    grad * (1.0 - fp.ty),
-                );
+                add_row(&mut tile_sums, (fp.y0 - first_row) * width, &fp, grad * (1.0 - fp.ty));
             }
             if bottom {
-                add_row(
-                    &mut tile_sums,
-                    (fp.y1 - first_row) * width,
-                    &fp,
-                    grad * fp.ty,
-                );
+                add_row(&mut tile_sums, (fp.y1 - first_row) * width, &fp, grad * fp.ty);
             }
         }
         p += step;
@@ -111,16 +103,30 @@ pub fn point_sample_backward_input_shared_kernel<Q: Float, G: Float>(
 /// Adds `row_grad` (the gradient times the row's weight) into the x0 / x1 cells of one tile
 /// row starting at `row`.
 #[cube]
-fn add_row(
-    tile_sums: &mut SharedMemory<Atomic<f32>>,
-    row: usize,
-    fp: &Footprint<f32>,
-    row_grad: f32,
-) {
+fn add_row(tile_sums: &mut SharedMemory<Atomic<f32>>, row: usize, fp: &Footprint<f32>, row_grad: f32) {
     if fp.x0_in {
         tile_sums[row + fp.x0].fetch_add(row_grad * (1.0 - fp.tx));
     }
     if fp.x1_in {
         tile_sums[row + fp.x1].fetch_add(row_grad * fp.tx);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tiles_cover_the_rows_and_fit_shared_memory() {
+        assert_eq!(shared_tiles(100, 100), Some((1, 100)));
+        assert_eq!(shared_tiles(200, 200), Some((4, 61)));
+        assert_eq!(shared_tiles(1, SHARED_CELLS), Some((1, 1)));
+        assert_eq!(shared_tiles(3, SHARED_CELLS + 1), None);
+        assert_eq!(shared_tiles(0, 10), None);
+        assert_eq!(shared_tiles(10, 0), None);
+        for (h, w) in [(7, 13), (1000, 20), (2000, 100), (61, 200), (62, 200)] {
+            let (tiles, rows) = shared_tiles(h, w).unwrap();
+            assert!(rows * w <= SHARED_CELLS && tiles * rows >= h && (tiles - 1) * rows < h, "{h}x{w}");
+        }
     }
 }

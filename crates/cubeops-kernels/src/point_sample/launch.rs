@@ -64,7 +64,7 @@ impl Geometry {
     }
 
     /// Blocks of the shared-memory backward-to-input kernel: one per `(n, c, tile of rows)`
-    /// ([`shared_tiles`]; none when a row does not fit).
+    /// ([`shared_tiles`]; none for an empty map or when a row does not fit).
     pub fn shared_blocks(&self) -> usize {
         let tiles = shared_tiles(self.height, self.width).map_or(0, |(tiles, _)| tiles);
         self.n * self.channels * tiles
