@@ -1,6 +1,6 @@
 #!/bin/bash
 # The opt-in shared-memory NCHW backward (CUBEOPS_POINT_SAMPLE_SHARED=1, docs/ops/point_sample.md)
-# on the GPU machine, in one call (~420 s on an H100): its CUDA tests, then the op grid and
+# on the GPU machine, in one call (~500 s on an H100 by the step limits; give the call 560 s): its CUDA tests, then the op grid and
 # PointHead with it off (the default) and on, on one wheel and one machine. Outputs go to $OUT
 # (log.txt, off/, on/). If the tests pass and "on" is faster, make it the default
 # (SHARED_SUMS in python/cubeops/ops/point_sample.py) and run tests/gpu/acceptance.sh.
