@@ -9,6 +9,7 @@ __version__: str
 # Which NCHW maps the CUDA backward can sum in shared memory (`shared=True`; docs/ops/point_sample.md).
 POINT_SAMPLE_SHARED_CELLS: int
 POINT_SAMPLE_SHARED_MAX_TILES: int
+POINT_SAMPLE_SHARED_FIXED_CELLS: int
 
 # `stream` is a CUstream (torch.cuda.current_stream().cuda_stream) for CUDA tensors, 0 on the CPU.
 # mode: 'bilinear' | 'nearest'; padding_mode: 'zeros' | 'border' | 'reflection' (else ValueError).

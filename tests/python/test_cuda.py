@@ -251,6 +251,47 @@ def test_nchw_gradient_summed_in_shared_memory(shape, shared, dtype, tol, sampli
         torch.testing.assert_close(got.double() / scale, ref / scale, rtol=0, atol=tol, msg=lambda m: f"{name}: {m}")
 
 
+@pytest.mark.parametrize("shape", [(2, 3, 100, 100), (1, 2, 200, 37), (2, 2, 9, 11)])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_deterministic_shared_sums_match_the_global_fixed_point_bits(deterministic_algorithms, shape, dtype, monkeypatch):
+    """In deterministic mode the shared-memory sums are fixed point too: the same bits on
+    every run, the same bits as the global fixed-point path (same scale and roundings),
+    including cells that get infinite or NaN contributions, and float64's values elsewhere."""
+    from cubeops.ops import point_sample as ops
+
+    gen = torch.Generator().manual_seed(sum(shape))
+    x64 = torch.randn(shape, generator=gen, dtype=torch.float64)
+    # Many points per cell (order matters for float sums), some off the map.
+    p64 = torch.rand(shape[0], 6000, 2, generator=gen, dtype=torch.float64) * 1.1 - 0.05
+    g64 = torch.randn(shape[0], shape[1], 6000, generator=gen, dtype=torch.float64)
+    g64[0, 0, :3] = torch.tensor([float("inf"), float("-inf"), float("nan")])
+    g64[-1, -1, 5] = float("inf")
+    x = x64.to("cuda", dtype).requires_grad_()
+    p = p64.to("cuda", dtype)
+    g = g64.to("cuda", dtype)
+
+    def grad_input(shared):
+        monkeypatch.setattr(ops, "SHARED_SUMS", shared)
+        assert ops._shared_sums(x) == shared
+        return torch.autograd.grad(cubeops.point_sample(x, p), x, g)[0]
+
+    runs = [grad_input(True) for _ in range(3)]
+    global_fixed = grad_input(False)
+    # The same bits, NaNs apart (their payloads depend on the conversion).
+    nan = runs[0].isnan()
+    bits = [r.masked_fill(nan, 0).view(torch.int16 if dtype == torch.bfloat16 else torch.int32) for r in runs + [global_fixed]]
+    for other, run in zip(bits[1:], runs[1:] + [global_fixed]):
+        assert torch.equal(bits[0], other) and torch.equal(run.isnan(), nan)
+    finite_g = g64.clone().nan_to_num_(0.0, 0.0, 0.0)
+    xr = x.detach().double().requires_grad_()
+    want = torch.autograd.grad(grid_sample_point_sample(xr, p.double()), xr, finite_g)[0]
+    special = torch.autograd.grad(cubeops.point_sample(x, p), x, g.isfinite().logical_not().to(dtype))[0] != 0
+    assert special.any() and runs[0][special].isfinite().logical_not().all()
+    tol = 1e-5 if dtype == torch.float32 else 1e-2
+    scale = want.abs().max().item()
+    torch.testing.assert_close(runs[0].double()[~special] / scale, want[~special] / scale, rtol=0, atol=tol)
+
+
 @pytest.mark.parametrize("case", ["float32 buffer for bf16", "channels-last buffer", "float64", "17 tiles", "deterministic"])
 def test_shared_sums_refuse_buffers_they_cannot_fill(case):
     """The bridge checks what `shared=True` needs and says which condition failed, instead

@@ -83,14 +83,16 @@ pub struct Grads<'a> {
     pub fixed_point: Option<&'a FixedPoint>,
     /// The input's gradient summed per plane in shared memory and written whole in the
     /// input's dtype (`point_sample_backward_input_shared_kernel`): for NCHW maps of
-    /// f16/bf16/f32 (row-major planes) that tile into at most `SHARED_MAX_TILES` blocks, not
-    /// in deterministic mode ([`check_shared`]).
+    /// f16/bf16/f32 (row-major planes) that tile into at most `SHARED_MAX_TILES` blocks
+    /// ([`check_shared`]). In deterministic mode with fixed-point sums
+    /// (`..._shared_fixed_kernel`, smaller tiles), `fixed_point` holding at least one element.
     pub shared: bool,
 }
 
 /// The fixed-point deterministic backward's buffer: int64, one element more than the
 /// gradient buffer (the sums, indexed with its strides, then the largest finite
-/// |grad_output|'s bits, from which the kernels derive their scale); zeroed here.
+/// |grad_output|'s bits, from which the kernels derive their scale); zeroed here. With
+/// `shared` sums, only that last element (one int64 is enough).
 pub struct FixedPoint {
     pub sums: IndexDesc,
 }
@@ -116,6 +118,9 @@ pub fn backward(grad: &TensorDesc, input: &TensorDesc, points: &TensorDesc, grad
             let shared = grads.shared;
             if shared {
                 check_shared(gi, input, &gi_geo, grads.deterministic)?;
+                if grads.deterministic && grads.fixed_point.is_none_or(|fp| fp.sums.device != input.device || fp.sums.available < 1) {
+                    return Err(PyValueError::new_err("deterministic `shared` sums need `fixed`: one int64 on the input's device"));
+                }
             } else {
                 let expected = if input.dtype == DType::F64 { DType::F64 } else { DType::F32 };
                 if gi.dtype != expected {
@@ -130,7 +135,10 @@ pub fn backward(grad: &TensorDesc, input: &TensorDesc, points: &TensorDesc, grad
     let mut gather = grads.points;
     if let Some((gi, gi_geo, shared)) = accumulation {
         let fixed_point = grads.fixed_point.filter(|_| grads.deterministic && gi.dtype == DType::F32);
-        if shared {
+        if shared && grads.deterministic {
+            let largest = grads.fixed_point.map(|fp| &fp.sums).expect("checked above");
+            shared_fixed_backward(grad, input, points, gi, &gi_geo, largest, sampling, stream)?;
+        } else if shared {
             // Every cell written (no zero fill); the points' gradient gets its own pass below.
             let variant = variant(gi, input, points, &[grad, points, gi], sampling);
             run(Kernel::BackwardInputShared, stream, &gi_geo, variant, input.dtype, &[grad, points, gi])?;
@@ -182,19 +190,42 @@ fn fixed_point_backward(
     launch(Kernel::FixedToFloat, &[fixed, largest, DeviceArray { ptr: gi.ptr as u64, len: span }])
 }
 
+/// The input's gradient summed per plane in shared memory in fixed point (deterministic):
+/// the largest finite |grad| into `largest` (zeroed here), then the sums, written whole in
+/// `gi` (the input's dtype, row-major planes).
+#[allow(clippy::too_many_arguments)]
+fn shared_fixed_backward(
+    grad: &TensorDesc,
+    input: &TensorDesc,
+    points: &TensorDesc,
+    gi: &TensorDesc,
+    geo: &Geometry,
+    largest: &IndexDesc,
+    sampling: Sampling,
+    stream: u64,
+) -> PyResult<()> {
+    let device = input.device as usize;
+    cuda::zero(device, stream, largest.ptr as u64, 8).map_err(PyRuntimeError::new_err)?;
+    let variant = variant(gi, input, points, &[grad, points, gi], sampling);
+    let storage = storage_type(input.dtype);
+    let largest = DeviceArray { ptr: largest.ptr as u64, len: 1 };
+    let launch = |kernel, arrays: &[DeviceArray]| cuda::launch(kernel, device, stream, geo, variant, storage, arrays).map_err(PyRuntimeError::new_err);
+    launch(Kernel::GradOutputMax, &[array(grad), largest])?;
+    launch(Kernel::BackwardInputSharedFixed, &[array(grad), array(points), largest, array(gi)])
+}
+
 /// `shared`'s conditions ([`Grads::shared`]), as a clear error when one fails.
 fn check_shared(gi: &TensorDesc, input: &TensorDesc, geo: &Geometry, deterministic: bool) -> PyResult<()> {
     let [_, map_c, map_h, map_w] = geo.map_strides;
     let row_major = map_w == 1 && (geo.height <= 1 || map_h == geo.width) && (geo.channels <= 1 || map_c >= geo.height * geo.width);
-    let tiles = point_sample::shared_tiles(geo.height, geo.width).map_or(usize::MAX, |(tiles, _)| tiles);
-    let why = if deterministic {
-        "not in deterministic mode"
-    } else if input.dtype == DType::F64 || gi.dtype != input.dtype {
+    let tiles = if deterministic { point_sample::shared_fixed_tiles(geo.height, geo.width) } else { point_sample::shared_tiles(geo.height, geo.width) };
+    let tiles = tiles.map_or(usize::MAX, |(tiles, _)| tiles);
+    let why = if input.dtype == DType::F64 || gi.dtype != input.dtype {
         "`grad_input` of the input's dtype, float16, bfloat16 or float32"
     } else if !row_major {
         "`grad_input` with row-major planes (NCHW)"
     } else if tiles > point_sample::SHARED_MAX_TILES {
-        "non-empty planes of at most POINT_SAMPLE_SHARED_MAX_TILES tiles of POINT_SAMPLE_SHARED_CELLS cells"
+        "non-empty planes of at most POINT_SAMPLE_SHARED_MAX_TILES tiles of POINT_SAMPLE_SHARED_CELLS cells (POINT_SAMPLE_SHARED_FIXED_CELLS when deterministic)"
     } else {
         return Ok(());
     };

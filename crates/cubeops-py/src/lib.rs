@@ -111,9 +111,10 @@ fn point_sample_forward(
 ///   `deterministic` picks a CUDA kernel without float atomics on finite values (the CPU
 ///   kernel is deterministic anyway): with `fixed` (int64, grad_input's element count plus
 ///   one; zeroed here; see `cuda::FixedPoint`) and a float32 `grad_input` the one with
-///   64-bit integer atomics, else the ordered one. `shared` (CUDA, not deterministic):
-///   `grad_input` is NCHW in the input's dtype (f16/bf16/f32), summed per plane in shared
-///   memory and written whole (see `cuda::Grads::shared`).
+///   64-bit integer atomics, else the ordered one. `shared` (CUDA): `grad_input` is NCHW in
+///   the input's dtype (f16/bf16/f32), summed per plane in shared memory and written whole
+///   (see `cuda::Grads::shared`); deterministically in fixed point, with `fixed` of one
+///   element, when `deterministic`.
 /// - `grad_points`: `(N, P, 2)`, contiguous; bilinear only on CUDA (nearest's is zero).
 /// One call for both: host time is what small problems pay.
 #[pyfunction]
@@ -385,5 +386,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     // Which NCHW maps the CUDA bridge can sum in shared memory (`cuda::Grads::shared`).
     m.add("POINT_SAMPLE_SHARED_CELLS", cubeops_kernels::point_sample::SHARED_CELLS)?;
     m.add("POINT_SAMPLE_SHARED_MAX_TILES", cubeops_kernels::point_sample::SHARED_MAX_TILES)?;
+    m.add("POINT_SAMPLE_SHARED_FIXED_CELLS", cubeops_kernels::point_sample::SHARED_FIXED_CELLS)?;
     Ok(())
 }

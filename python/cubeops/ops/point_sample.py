@@ -63,10 +63,13 @@ def _new_grad_input(input: Tensor, shared: bool = False) -> Tensor:
     return torch.empty_like(input, dtype=acc)
 
 
-def _fixed_point(grad_output: Tensor, grad_input: Tensor):
-    """The deterministic CUDA backward's int64 buffer for a float32 gradient buffer (None
-    otherwise): the fixed-point sums, then one element the kernels find the largest finite
-    |grad_output| in, from which they scale; zeroed by the bridge, all on the device."""
+def _fixed_point(grad_output: Tensor, grad_input: Tensor, shared: bool):
+    """The deterministic CUDA backward's int64 buffer for a float32 gradient buffer, or for
+    sums in shared memory (None otherwise): the fixed-point sums (not for `shared`), then one
+    element the kernels find the largest finite |grad_output| in, from which they scale;
+    zeroed by the bridge, all on the device."""
+    if shared:
+        return torch.empty(1, dtype=torch.int64, device=grad_input.device)
     if grad_input.device.type != "cuda" or grad_input.dtype != torch.float32 or grad_output.numel() == 0:
         return None
     return torch.empty(grad_input.numel() + 1, dtype=torch.int64, device=grad_input.device)
@@ -80,11 +83,11 @@ def _launch_backward(
     torch.use_deterministic_algorithms(True) on CUDA the input's gradient without float
     atomics: by 64-bit integer atomics (fixed point) into float32 buffers, else (float64) by
     the kernel that adds in order. `shared`: a `_new_grad_input(input, True)` buffer, summed
-    in shared memory."""
+    in shared memory (in fixed point when deterministic)."""
     deterministic = torch.are_deterministic_algorithms_enabled()
     # Held until the launches are enqueued: freed earlier, the caching allocator could hand
     # the block to another allocation on this stream before our kernels use it.
-    fixed = _fixed_point(grad_output, grad_input) if deterministic and grad_input is not None else None
+    fixed = _fixed_point(grad_output, grad_input, shared) if deterministic and grad_input is not None else None
     _native.point_sample_backward(
         describe(grad_output), describe(input), describe(points),
         None if grad_input is None else describe_new(grad_input),
@@ -132,13 +135,14 @@ def _shared_sums(input: Tensor) -> bool:
     """Whether the CUDA bridge is to sum the input's gradient per plane in shared memory and
     write it whole into an NCHW buffer of the input's dtype (no zero fill, no float32 buffer
     and cast; instead of the channels-last scatter too): NCHW-ordered f16/bf16/f32 maps whose
-    planes tile into few blocks, outside deterministic mode (the bridge's `check_shared`)."""
+    planes tile into few blocks (the bridge's `check_shared`); in deterministic mode, in
+    fixed point, with smaller tiles."""
     height, width = input.shape[2:]
-    cells = _native.POINT_SAMPLE_SHARED_CELLS
+    deterministic = torch.are_deterministic_algorithms_enabled()
+    cells = _native.POINT_SAMPLE_SHARED_FIXED_CELLS if deterministic else _native.POINT_SAMPLE_SHARED_CELLS
     if (
         not SHARED_SUMS or input.device.type != "cuda" or input.dtype == torch.float64
         or input.stride(1) < input.stride(3) or height == 0 or width == 0 or width > cells
-        or torch.are_deterministic_algorithms_enabled()
     ):
         return False
     rows = min(cells // width, height)

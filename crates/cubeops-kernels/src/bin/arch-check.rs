@@ -63,6 +63,7 @@ fn variants(cc: u32) -> Vec<(Kernel, StorageType, Variant)> {
                         out.push((Kernel::BackwardInputFixed, StorageType::Scalar(ElemType::Float(kind)), variant));
                         if !channels_last {
                             out.push((Kernel::BackwardInputShared, StorageType::Scalar(ElemType::Float(kind)), variant));
+                            out.push((Kernel::BackwardInputSharedFixed, StorageType::Scalar(ElemType::Float(kind)), variant));
                         }
                         if sampling == Sampling::default() {
                             out.push((Kernel::GradOutputMax, StorageType::Scalar(ElemType::Float(kind)), variant));

@@ -16,6 +16,7 @@ use crate::point_sample::{
     accumulation_type,
     fixed_to_float_kernel as fixed_to_float, grad_output_max_kernel as grad_max, point_sample_backward_input_fixed_kernel as bwd_input_fixed,
     point_sample_backward_input_ordered_kernel as bwd_input_ordered, point_sample_backward_input_shared_kernel as bwd_input_shared,
+    point_sample_backward_input_shared_fixed_kernel as bwd_input_shared_fixed,
     point_sample_backward_kernel as bwd,
     point_sample_forward_kernel as fwd, BackwardPass, GeometryArgsCompilationArg, Variant,
 };
@@ -43,6 +44,9 @@ pub enum Kernel {
     /// The backward to the input of row-major planes, summed in shared memory and written in
     /// the map's dtype (f16, bf16, f32); ignores `Variant::channels_last`.
     BackwardInputShared,
+    /// The same, deterministic: 64-bit fixed-point sums in shared memory, scaled from
+    /// `GradOutputMax`'s result.
+    BackwardInputSharedFixed,
     /// The deterministic backward to the input with 64-bit integer atomics (float32
     /// accumulation only): the largest finite |grad_output| (`GradOutputMax`), the sums
     /// (`BackwardInputFixed`), their conversion to floats (`FixedToFloat`; only `wide_index`
@@ -81,6 +85,7 @@ impl Kernel {
     pub fn arity(self) -> usize {
         match self {
             Kernel::Backward(_) | Kernel::BackwardInputFixed => 5,
+            Kernel::BackwardInputSharedFixed => 4,
             Kernel::PsaMask { .. } | Kernel::GradOutputMax => 2,
             Kernel::Msda { pass: MsdaPass::BackwardSampling, .. } => 8,
             Kernel::Msda { pass: MsdaPass::BackwardFused { .. }, .. } => 9,
@@ -255,6 +260,13 @@ pub fn kernel_source<R: Runtime>(
         Kernel::BackwardInputShared => compile_task(
             bwd_input_shared::PointSampleBackwardInputSharedKernel::<R>::new(
                 settings, client, array(), array(), array(), geometry(), sampling, [variant.point_type(storage), storage],
+            ),
+            cc,
+            addr,
+        ),
+        Kernel::BackwardInputSharedFixed => compile_task(
+            bwd_input_shared_fixed::PointSampleBackwardInputSharedFixedKernel::<R>::new(
+                settings, client, array(), array(), array(), array(), geometry(), sampling, [variant.point_type(storage), storage],
             ),
             cc,
             addr,

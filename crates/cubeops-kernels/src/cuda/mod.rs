@@ -43,7 +43,8 @@ impl LaunchGeometry for Geometry {
         match kernel {
             Kernel::Backward(pass) => pass.threads(self.n * self.num_points),
             Kernel::BackwardInputOrdered => self.ordered_threads(),
-            Kernel::BackwardInputShared => self.shared_blocks() * CUBE_DIM as usize,
+            Kernel::BackwardInputShared => self.shared_blocks(false) * CUBE_DIM as usize,
+            Kernel::BackwardInputSharedFixed => self.shared_blocks(true) * CUBE_DIM as usize,
             Kernel::FixedToFloat => self.n * self.channels * self.height * self.width,
             Kernel::GradOutputMax => self.output_elements().div_ceil(crate::point_sample::MAX_PER_THREAD),
             _ => self.output_elements(),
@@ -239,7 +240,8 @@ pub fn compute_capability(device: usize) -> Result<u32, String> {
 /// `device`. `arrays` in kernel order: point_sample forward (input, points, output),
 /// backward (grad_output, input, points, grad_input as f32/f64 accumulation buffer,
 /// grad_points), backward to input ordered (grad_output, points, grad_input) and shared
-/// (grad_output, points, grad_input in the map's dtype), backward to
+/// (grad_output, points, grad_input in the map's dtype; deterministic: grad_output, points,
+/// largest as u32, grad_input), backward to
 /// input fixed-point: the largest |grad_output| (grad_output, largest as u32), the sums
 /// (grad_output, points, largest, fixed sums as i64, special as f32) and their conversion
 /// (fixed, largest, special -> gradient); PSAMask (src, dst); MSDA
@@ -271,7 +273,7 @@ pub fn launch(
     // One module where a kernel ignores a choice: the ordered kernel the layout, the
     // fixed-point maximum the sampling, their conversion all but the index width.
     let variant = match kernel {
-        Kernel::BackwardInputOrdered | Kernel::BackwardInputShared => Variant { channels_last: false, ..variant },
+        Kernel::BackwardInputOrdered | Kernel::BackwardInputShared | Kernel::BackwardInputSharedFixed => Variant { channels_last: false, ..variant },
         Kernel::FixedToFloat => Variant::index_width(variant.wide_index),
         Kernel::GradOutputMax => Variant { sampling: Default::default(), ..variant },
         _ => variant,

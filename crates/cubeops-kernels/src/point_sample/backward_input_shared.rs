@@ -5,6 +5,7 @@
 
 use cubecl::prelude::*;
 
+use super::backward_input_fixed::fixed_scale;
 use super::sampling::{locate_point, Footprint, GeometryArgs, Sampling};
 
 /// f32 cells of one block's tile in shared memory (48 KiB, the most a block may hold
@@ -20,10 +21,23 @@ pub const SHARED_MAX_TILES: usize = 8;
 /// [`SHARED_CELLS`]. The kernel computes the same; the launch has `n * channels * tiles`
 /// blocks.
 pub fn shared_tiles(height: usize, width: usize) -> Option<(usize, usize)> {
-    if height == 0 || width == 0 || width > SHARED_CELLS {
+    tiles_of(height, width, SHARED_CELLS)
+}
+
+/// Cells of one block's tile in [`point_sample_backward_input_shared_fixed_kernel`]: an i64
+/// sum and a u32 of flags each (48 KiB); a 100 x 100 map is three tiles.
+pub const SHARED_FIXED_CELLS: usize = 4096;
+
+/// [`shared_tiles`] for [`point_sample_backward_input_shared_fixed_kernel`].
+pub fn shared_fixed_tiles(height: usize, width: usize) -> Option<(usize, usize)> {
+    tiles_of(height, width, SHARED_FIXED_CELLS)
+}
+
+fn tiles_of(height: usize, width: usize, cells: usize) -> Option<(usize, usize)> {
+    if height == 0 || width == 0 || width > cells {
         return None;
     }
-    let rows = (SHARED_CELLS / width).min(height);
+    let rows = (cells / width).min(height);
     Some((height.div_ceil(rows), rows))
 }
 
@@ -49,54 +63,173 @@ pub fn point_sample_backward_input_shared_kernel<Q: Float, G: Float>(
     #[define(Q, G)] _dtypes: [StorageType; 2],
 ) {
     // Launched for non-empty maps whose rows fit (`shared_tiles`): `rows` >= 1.
-    let cells = comptime!(SHARED_CELLS);
-    let mut tile_sums = SharedMemory::<Atomic<f32>>::new(cells);
-    let channels = geo.channels as usize;
-    let height = geo.height as usize;
-    let width = geo.width as usize;
-    let rows = select(cells / width < height, cells / width, height);
-    let tiles = (height + rows - 1) / rows;
-    let tile = CUBE_POS % tiles;
-    let plane = CUBE_POS / tiles;
-    let c = plane % channels;
-    let n = plane / channels;
-    let first_row = tile * rows;
-    let end_row = select(first_row + rows < height, first_row + rows, height);
-    let tile_cells = (end_row - first_row) * width;
+    let mut tile_sums = SharedMemory::<Atomic<f32>>::new(comptime!(SHARED_CELLS));
+    let tile = block_tile(geo, comptime!(SHARED_CELLS));
     let step = CUBE_DIM as usize;
 
     let mut i = UNIT_POS as usize;
-    while i < tile_cells {
+    while i < tile.cells {
         tile_sums[i].store(0.0);
         i += step;
     }
     sync_cube();
 
-    let grad_base = n * geo.out_n as usize + c * geo.out_c as usize;
     let num_points = geo.num_points as usize;
     let mut p = UNIT_POS as usize;
     while p < num_points {
-        let fp = locate_point::<Q, f32>(points, geo, n, p, sampling, true);
-        let top = fp.y0_in && fp.y0 >= first_row && fp.y0 < end_row;
-        let bottom = fp.y1_in && fp.y1 >= first_row && fp.y1 < end_row;
+        let fp = locate_point::<Q, f32>(points, geo, tile.n, p, sampling, true);
+        let top = fp.y0_in && fp.y0 >= tile.first_row && fp.y0 < tile.end_row;
+        let bottom = fp.y1_in && fp.y1 >= tile.first_row && fp.y1 < tile.end_row;
         if top || bottom {
-            let grad = f32::cast_from(grad_output[grad_base + p * geo.out_p as usize]);
+            let grad = f32::cast_from(grad_output[tile.grad_base + p * geo.out_p as usize]);
             if top {
-                add_row(&mut tile_sums, (fp.y0 - first_row) * width, &fp, grad * (1.0 - fp.ty));
+                add_row(&mut tile_sums, (fp.y0 - tile.first_row) * tile.width, &fp, grad * (1.0 - fp.ty));
             }
             if bottom {
-                add_row(&mut tile_sums, (fp.y1 - first_row) * width, &fp, grad * fp.ty);
+                add_row(&mut tile_sums, (fp.y1 - tile.first_row) * tile.width, &fp, grad * fp.ty);
             }
         }
         p += step;
     }
     sync_cube();
 
-    let base = n * geo.map_n as usize + c * geo.map_c as usize + first_row * width;
     let mut i = UNIT_POS as usize;
-    while i < tile_cells {
-        grad_input[base + i] = G::cast_from(tile_sums[i].load());
+    while i < tile.cells {
+        grad_input[tile.map_base + i] = G::cast_from(tile_sums[i].load());
         i += step;
+    }
+}
+
+/// The rows of one plane a block owns: block `b` of `n * channels * tiles` takes tile
+/// `b % tiles` of plane `b / tiles`, tiles of `capacity / width` rows.
+#[derive(CubeType)]
+struct BlockTile {
+    n: usize,
+    width: usize,
+    first_row: usize,
+    end_row: usize,
+    /// Cells of the tile, `(end_row - first_row) * width`.
+    cells: usize,
+    /// Where the plane's gradients start in `grad_output`, the tile's first cell in `grad_input`.
+    grad_base: usize,
+    map_base: usize,
+}
+
+#[cube]
+fn block_tile(geo: &GeometryArgs, #[comptime] capacity: usize) -> BlockTile {
+    let channels = geo.channels as usize;
+    let height = geo.height as usize;
+    let width = geo.width as usize;
+    let rows = select(capacity / width < height, capacity / width, height);
+    let tiles = (height + rows - 1) / rows;
+    let plane = CUBE_POS / tiles;
+    let c = plane % channels;
+    let n = plane / channels;
+    let first_row = (CUBE_POS % tiles) * rows;
+    let end_row = select(first_row + rows < height, first_row + rows, height);
+    BlockTile {
+        n,
+        width,
+        first_row,
+        end_row,
+        cells: (end_row - first_row) * width,
+        grad_base: n * geo.out_n as usize + c * geo.out_c as usize,
+        map_base: n * geo.map_n as usize + c * geo.map_c as usize + first_row * width,
+    }
+}
+
+/// [`point_sample_backward_input_shared_kernel`] without float atomics: deterministic. Each
+/// contribution is added as a 64-bit integer (two's complement) of units `1 / scale` in shared memory (the
+/// scale and rounding of `point_sample_backward_input_fixed_kernel`, from `largest` as
+/// `grad_output_max_kernel` leaves it), so the sums do not depend on the order of the
+/// atomics, and the result has the bits of the global fixed-point path. A contribution that
+/// is not finite sets a flag of its cell instead (+inf, -inf, NaN): such a cell becomes the
+/// sum of its non-finite contributions, which those flags determine.
+#[cube(launch, address_type = "dynamic")]
+pub fn point_sample_backward_input_shared_fixed_kernel<Q: Float, G: Float>(
+    grad_output: &Array<Q>,
+    points: &Array<Q>,
+    largest: &Array<u32>,
+    grad_input: &mut Array<G>,
+    geo: &GeometryArgs,
+    #[comptime] sampling: Sampling,
+    #[define(Q, G)] _dtypes: [StorageType; 2],
+) {
+    // Launched for non-empty maps whose rows fit (`shared_fixed_tiles`).
+    let mut sums = SharedMemory::<Atomic<u64>>::new(comptime!(SHARED_FIXED_CELLS));
+    let mut flags = SharedMemory::<Atomic<u32>>::new(comptime!(SHARED_FIXED_CELLS));
+    let tile = block_tile(geo, comptime!(SHARED_FIXED_CELLS));
+    let step = CUBE_DIM as usize;
+    let scale = fixed_scale(largest[0], geo.num_points);
+
+    let mut i = UNIT_POS as usize;
+    while i < tile.cells {
+        sums[i].store(0);
+        flags[i].store(0);
+        i += step;
+    }
+    sync_cube();
+
+    let num_points = geo.num_points as usize;
+    let mut p = UNIT_POS as usize;
+    while p < num_points {
+        let fp = locate_point::<Q, f32>(points, geo, tile.n, p, sampling, true);
+        let top = fp.y0_in && fp.y0 >= tile.first_row && fp.y0 < tile.end_row;
+        let bottom = fp.y1_in && fp.y1 >= tile.first_row && fp.y1 < tile.end_row;
+        if top || bottom {
+            let grad = f32::cast_from(grad_output[tile.grad_base + p * geo.out_p as usize]);
+            // The products in the global fixed-point kernel's order: the same roundings.
+            let (wx0, wy0) = (1.0 - fp.tx, 1.0 - fp.ty);
+            if top {
+                let row = (fp.y0 - tile.first_row) * tile.width;
+                add_fixed(&mut sums, &mut flags, row + fp.x0, grad * wx0 * wy0, scale, fp.x0_in);
+                add_fixed(&mut sums, &mut flags, row + fp.x1, grad * fp.tx * wy0, scale, fp.x1_in);
+            }
+            if bottom {
+                let row = (fp.y1 - tile.first_row) * tile.width;
+                add_fixed(&mut sums, &mut flags, row + fp.x0, grad * wx0 * fp.ty, scale, fp.x0_in);
+                add_fixed(&mut sums, &mut flags, row + fp.x1, grad * fp.tx * fp.ty, scale, fp.x1_in);
+            }
+        }
+        p += step;
+    }
+    sync_cube();
+
+    let mut i = UNIT_POS as usize;
+    while i < tile.cells {
+        let flag = flags[i].load();
+        let mut value = f32::cast_from(i64::cast_from(sums[i].load())) / scale;
+        if flag != 0 {
+            // NaN, or both infinities (their sum): NaN; else the one infinity.
+            let nan = (flag & NON_FINITE_NAN) != 0 || flag == (NON_FINITE_POS | NON_FINITE_NEG);
+            let bits = select(nan, 0x7fc0_0000u32, select(flag == NON_FINITE_POS, 0x7f80_0000u32, 0xff80_0000u32));
+            value = f32::reinterpret(bits);
+        }
+        grad_input[tile.map_base + i] = G::cast_from(value);
+        i += step;
+    }
+}
+
+const NON_FINITE_POS: u32 = 1;
+const NON_FINITE_NEG: u32 = 2;
+const NON_FINITE_NAN: u32 = 4;
+
+/// Adds one contribution inside the map: finite as an integer of units `1 / scale`, else as
+/// its flag.
+#[cube]
+fn add_fixed(sums: &mut SharedMemory<Atomic<u64>>, flags: &mut SharedMemory<Atomic<u32>>, at: usize, value: f32, scale: f32, inside: bool) {
+    if inside {
+        let bits = u32::reinterpret(value);
+        // Finite on the bits (see `sampling::is_nan` for why not a float comparison).
+        if (bits & 0x7f80_0000u32) != 0x7f80_0000u32 {
+            // Two's complement: unsigned wrapping adds give the signed sum's bits (CUDA has no
+            // shared-memory atomics on signed 64-bit integers).
+            sums[at].fetch_add(u64::cast_from(i64::cast_from(f32::round(value * scale))));
+        } else {
+            let infinite = (bits & 0x007f_ffffu32) == 0;
+            let flag = select(infinite, select(bits == 0x7f80_0000u32, NON_FINITE_POS, NON_FINITE_NEG), NON_FINITE_NAN);
+            flags[at].fetch_or(flag);
+        }
     }
 }
 
@@ -128,5 +261,7 @@ mod tests {
             let (tiles, rows) = shared_tiles(h, w).unwrap();
             assert!(rows * w <= SHARED_CELLS && tiles * rows >= h && (tiles - 1) * rows < h, "{h}x{w}");
         }
+        assert_eq!(shared_fixed_tiles(100, 100), Some((3, 40)));
+        assert_eq!(shared_fixed_tiles(1, SHARED_FIXED_CELLS + 1), None);
     }
 }

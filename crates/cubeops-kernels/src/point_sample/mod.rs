@@ -19,7 +19,10 @@ pub use backward_input_fixed::{
     fixed_scale, fixed_to_float_kernel, grad_output_max_kernel, point_sample_backward_input_fixed_kernel, MAX_PER_THREAD,
 };
 pub use backward_input_ordered::{ordered_bands, point_sample_backward_input_ordered_kernel, ORDERED_TARGET_THREADS};
-pub use backward_input_shared::{point_sample_backward_input_shared_kernel, shared_tiles, SHARED_CELLS, SHARED_MAX_TILES};
+pub use backward_input_shared::{
+    point_sample_backward_input_shared_fixed_kernel, point_sample_backward_input_shared_kernel, shared_fixed_tiles, shared_tiles,
+    SHARED_CELLS, SHARED_FIXED_CELLS, SHARED_MAX_TILES,
+};
 pub use forward::point_sample_forward_kernel;
 pub use launch::{
     accumulation_type, backward_vector, launch_backward, launch_backward_input_ordered, launch_forward, supports_atomic_add,
