@@ -112,6 +112,7 @@ def test_autocast_wide_nchw_scatter_channels_last(points_grad, monkeypatch):
     from cubeops.ops import point_sample as ops
 
     monkeypatch.setattr(ops, "CHANNELS_LAST_SCATTER_MIN_ADDS", 0)
+    monkeypatch.setattr(ops, "SHARED_SUMS", False)  # which the scatter gives way to
     x, p, g = _case(torch.bfloat16, False, seed=10, c=64)
     p.requires_grad_(points_grad)
     with torch.autocast("cuda", dtype=torch.bfloat16):

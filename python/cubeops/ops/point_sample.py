@@ -122,21 +122,27 @@ def _scatter_channels_last(input: Tensor, num_points: int) -> bool:
         input.device.type == "cuda" and c >= CHANNELS_LAST_SCATTER_MIN and c % 4 == 0 and input.dtype != torch.float64
         and n * c * num_points >= CHANNELS_LAST_SCATTER_MIN_ADDS
         and input.stride(1) > input.stride(3) and not torch.are_deterministic_algorithms_enabled()
-        and _vector_atomics(input.get_device()) and not _shared_sums(input)
+        and _vector_atomics(input.get_device()) and not _shared_sums(input, num_points)
     )
 
 
-# The shared-memory sums are opt-in (`CUBEOPS_POINT_SAMPLE_SHARED=1`, read at import) until a
-# GPU run has tested and timed them (docs/ops/point_sample.md).
-SHARED_SUMS = os.environ.get("CUBEOPS_POINT_SAMPLE_SHARED") == "1"
+# The shared-memory sums are on unless `CUBEOPS_POINT_SAMPLE_SHARED=0` (read at import): the
+# A/B of session 14 (docs/benchmarks.md).
+SHARED_SUMS = os.environ.get("CUBEOPS_POINT_SAMPLE_SHARED", "1") != "0"
+# Each block walks all points of its map: above this many points the walk is long, and is
+# worth it only with enough blocks to fill the GPU (at 1 x 128 planes x 4 tiles, 100,000
+# points: 0.7x the global atomics' time on an H100; at 8 x 32 planes: 1.23x).
+SHARED_LONG_WALK = 16384
+SHARED_LONG_WALK_MIN_BLOCKS = 1024
 
 
-def _shared_sums(input: Tensor) -> bool:
+def _shared_sums(input: Tensor, num_points: int) -> bool:
     """Whether the CUDA bridge is to sum the input's gradient per plane in shared memory and
     write it whole into an NCHW buffer of the input's dtype (no zero fill, no float32 buffer
     and cast; instead of the channels-last scatter too): NCHW-ordered f16/bf16/f32 maps whose
-    planes tile into few blocks (the bridge's `check_shared`); in deterministic mode, in
-    fixed point, with smaller tiles."""
+    planes tile into few blocks (the bridge's `check_shared`) and whose blocks' walks over
+    all points pay (`SHARED_LONG_WALK`); in deterministic mode, in fixed point, with smaller
+    tiles."""
     height, width = input.shape[2:]
     deterministic = torch.are_deterministic_algorithms_enabled()
     cells = _native.POINT_SAMPLE_SHARED_FIXED_CELLS if deterministic else _native.POINT_SAMPLE_SHARED_CELLS
@@ -146,7 +152,11 @@ def _shared_sums(input: Tensor) -> bool:
     ):
         return False
     rows = min(cells // width, height)
-    return -(-height // rows) <= _native.POINT_SAMPLE_SHARED_MAX_TILES
+    tiles = -(-height // rows)
+    blocks = input.shape[0] * input.shape[1] * tiles
+    return tiles <= _native.POINT_SAMPLE_SHARED_MAX_TILES and (
+        num_points <= SHARED_LONG_WALK or blocks >= SHARED_LONG_WALK_MIN_BLOCKS
+    )
 
 
 def _input_gradient(
@@ -165,7 +175,7 @@ def _input_gradient(
         if grad_points is not None:
             _launch_backward(grad_output, input, points, None, grad_points, *sampling)
         return buffer.to(input.dtype, memory_format=torch.contiguous_format)
-    shared = _shared_sums(input)
+    shared = _shared_sums(input, points.shape[1])
     grad_input = _new_grad_input(input, shared)
     _launch_backward(grad_output, input, points, grad_input, grad_points, *sampling, shared)
     return grad_input.to(input.dtype)
