@@ -66,20 +66,13 @@ pub fn point_sample_backward_input_shared_kernel<Q: Float, G: Float>(
     let mut tile_sums = SharedMemory::<Atomic<f32>>::new(comptime!(SHARED_CELLS));
     let tile = block_tile(geo, comptime!(SHARED_CELLS));
     let step = CUBE_DIM as usize;
-
-    let mut i = UNIT_POS as usize;
-    while i < tile.cells {
-        tile_sums[i].store(0.0);
-        i += step;
-    }
-    sync_cube();
+    clear_float_sums(&mut tile_sums, tile.cells);
 
     let num_points = geo.num_points as usize;
     let mut p = UNIT_POS as usize;
     while p < num_points {
         let fp = locate_point::<Q, f32>(points, geo, tile.n, p, sampling, true);
-        let top = fp.y0_in && fp.y0 >= tile.first_row && fp.y0 < tile.end_row;
-        let bottom = fp.y1_in && fp.y1 >= tile.first_row && fp.y1 < tile.end_row;
+        let (top, bottom) = rows_in_tile(&fp, &tile);
         if top || bottom {
             let grad = f32::cast_from(grad_output[tile.grad_base + p * geo.out_p as usize]);
             if top {
@@ -138,6 +131,37 @@ fn block_tile(geo: &GeometryArgs, #[comptime] capacity: usize) -> BlockTile {
     }
 }
 
+/// Zeroes the first `cells` sums, then waits for the block.
+#[cube]
+fn clear_float_sums(sums: &mut SharedMemory<Atomic<f32>>, cells: usize) {
+    let mut i = UNIT_POS as usize;
+    while i < cells {
+        sums[i].store(0.0);
+        i += CUBE_DIM as usize;
+    }
+    sync_cube();
+}
+
+/// Zeroes the first `cells` sums and flags, then waits for the block.
+#[cube]
+fn clear_fixed_sums(sums: &mut SharedMemory<Atomic<u64>>, flags: &mut SharedMemory<Atomic<u32>>, cells: usize) {
+    let mut i = UNIT_POS as usize;
+    while i < cells {
+        sums[i].store(0);
+        flags[i].store(0);
+        i += CUBE_DIM as usize;
+    }
+    sync_cube();
+}
+
+/// Whether the point's top (`y0`) and bottom (`y1`) rows are inside the map and the tile.
+#[cube]
+fn rows_in_tile(fp: &Footprint<f32>, tile: &BlockTile) -> (bool, bool) {
+    let top = fp.y0_in && fp.y0 >= tile.first_row && fp.y0 < tile.end_row;
+    let bottom = fp.y1_in && fp.y1 >= tile.first_row && fp.y1 < tile.end_row;
+    (top, bottom)
+}
+
 /// [`point_sample_backward_input_shared_kernel`] without float atomics: deterministic. Each
 /// contribution is added as a 64-bit integer (two's complement) of units `1 / scale` in shared memory (the
 /// scale and rounding of `point_sample_backward_input_fixed_kernel`, from `largest` as
@@ -161,21 +185,12 @@ pub fn point_sample_backward_input_shared_fixed_kernel<Q: Float, G: Float>(
     let tile = block_tile(geo, comptime!(SHARED_FIXED_CELLS));
     let step = CUBE_DIM as usize;
     let scale = fixed_scale(largest[0], geo.num_points);
+    clear_fixed_sums(&mut sums, &mut flags, tile.cells);
 
-    let mut i = UNIT_POS as usize;
-    while i < tile.cells {
-        sums[i].store(0);
-        flags[i].store(0);
-        i += step;
-    }
-    sync_cube();
-
-    let num_points = geo.num_points as usize;
     let mut p = UNIT_POS as usize;
-    while p < num_points {
+    while p < geo.num_points as usize {
         let fp = locate_point::<Q, f32>(points, geo, tile.n, p, sampling, true);
-        let top = fp.y0_in && fp.y0 >= tile.first_row && fp.y0 < tile.end_row;
-        let bottom = fp.y1_in && fp.y1 >= tile.first_row && fp.y1 < tile.end_row;
+        let (top, bottom) = rows_in_tile(&fp, &tile);
         if top || bottom {
             let grad = f32::cast_from(grad_output[tile.grad_base + p * geo.out_p as usize]);
             // The products in the global fixed-point kernel's order: the same roundings.
