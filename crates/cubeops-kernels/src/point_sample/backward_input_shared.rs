@@ -163,10 +163,10 @@ fn rows_in_tile(fp: &Footprint<f32>, tile: &BlockTile) -> (bool, bool) {
 }
 
 /// [`point_sample_backward_input_shared_kernel`] without float atomics: deterministic. Each
-/// contribution is added as a 64-bit integer (two's complement) of units `1 / scale` in shared memory (the
-/// scale and rounding of `point_sample_backward_input_fixed_kernel`, from `largest` as
-/// `grad_output_max_kernel` leaves it), so the sums do not depend on the order of the
-/// atomics, and the result has the bits of the global fixed-point path. A contribution that
+/// contribution is added as a 64-bit integer (two's complement) of units `1 / scale` in
+/// shared memory (the scale and rounding of `point_sample_backward_input_fixed_kernel`, from
+/// `largest` as `grad_output_max_kernel` leaves it), so the sums do not depend on the order
+/// of the atomics, and the result has the bits of the global fixed-point path. A contribution that
 /// is not finite sets a flag of its cell instead (+inf, -inf, NaN): such a cell becomes the
 /// sum of its non-finite contributions, which those flags determine.
 #[cube(launch, address_type = "dynamic")]
