@@ -218,8 +218,7 @@ fn shared_fixed_backward(
 fn check_shared(gi: &TensorDesc, input: &TensorDesc, geo: &Geometry, deterministic: bool) -> PyResult<()> {
     let [_, map_c, map_h, map_w] = geo.map_strides;
     let row_major = map_w == 1 && (geo.height <= 1 || map_h == geo.width) && (geo.channels <= 1 || map_c >= geo.height * geo.width);
-    let tiles = if deterministic { point_sample::shared_fixed_tiles(geo.height, geo.width) } else { point_sample::shared_tiles(geo.height, geo.width) };
-    let tiles = tiles.map_or(usize::MAX, |(tiles, _)| tiles);
+    let tiles = point_sample::shared_tiles(geo.height, geo.width, deterministic).map_or(usize::MAX, |(tiles, _)| tiles);
     let why = if input.dtype == DType::F64 || gi.dtype != input.dtype {
         "`grad_input` of the input's dtype, float16, bfloat16 or float32"
     } else if !row_major {

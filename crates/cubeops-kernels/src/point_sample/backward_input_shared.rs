@@ -16,24 +16,17 @@ pub const SHARED_CELLS: usize = 12288;
 /// Python package's choice): every tile walks all points of its map.
 pub const SHARED_MAX_TILES: usize = 8;
 
-/// `(tiles per plane, rows per tile)` of [`point_sample_backward_input_shared_kernel`] for
-/// an `height x width` map, or None when the map is empty or a single row does not fit
-/// [`SHARED_CELLS`]. The kernel computes the same; the launch has `n * channels * tiles`
-/// blocks.
-pub fn shared_tiles(height: usize, width: usize) -> Option<(usize, usize)> {
-    tiles_of(height, width, SHARED_CELLS)
-}
-
 /// Cells of one block's tile in [`point_sample_backward_input_shared_fixed_kernel`]: an i64
 /// sum and a u32 of flags each (48 KiB); a 100 x 100 map is three tiles.
 pub const SHARED_FIXED_CELLS: usize = 4096;
 
-/// [`shared_tiles`] for [`point_sample_backward_input_shared_fixed_kernel`].
-pub fn shared_fixed_tiles(height: usize, width: usize) -> Option<(usize, usize)> {
-    tiles_of(height, width, SHARED_FIXED_CELLS)
-}
-
-fn tiles_of(height: usize, width: usize, cells: usize) -> Option<(usize, usize)> {
+/// `(tiles per plane, rows per tile)` of [`point_sample_backward_input_shared_kernel`] (with
+/// `fixed`, of [`point_sample_backward_input_shared_fixed_kernel`]) for an `height x width`
+/// map, or None when the map is empty or a single row does not fit [`SHARED_CELLS`]
+/// ([`SHARED_FIXED_CELLS`]). The kernel computes the same; the launch has
+/// `n * channels * tiles` blocks.
+pub fn shared_tiles(height: usize, width: usize, fixed: bool) -> Option<(usize, usize)> {
+    let cells = if fixed { SHARED_FIXED_CELLS } else { SHARED_CELLS };
     if height == 0 || width == 0 || width > cells {
         return None;
     }
@@ -166,9 +159,9 @@ fn rows_in_tile(fp: &Footprint<f32>, tile: &BlockTile) -> (bool, bool) {
 /// contribution is added as a 64-bit integer (two's complement) of units `1 / scale` in
 /// shared memory (the scale and rounding of `point_sample_backward_input_fixed_kernel`, from
 /// `largest` as `grad_output_max_kernel` leaves it), so the sums do not depend on the order
-/// of the atomics, and the result has the bits of the global fixed-point path. A contribution that
-/// is not finite sets a flag of its cell instead (+inf, -inf, NaN): such a cell becomes the
-/// sum of its non-finite contributions, which those flags determine.
+/// of the atomics, and the result has the bits of the global fixed-point path. A
+/// contribution that is not finite sets a flag of its cell instead (+inf, -inf, NaN): such a
+/// cell becomes the sum of its non-finite contributions, which those flags determine.
 #[cube(launch, address_type = "dynamic")]
 pub fn point_sample_backward_input_shared_fixed_kernel<Q: Float, G: Float>(
     grad_output: &Array<Q>,
@@ -179,7 +172,7 @@ pub fn point_sample_backward_input_shared_fixed_kernel<Q: Float, G: Float>(
     #[comptime] sampling: Sampling,
     #[define(Q, G)] _dtypes: [StorageType; 2],
 ) {
-    // Launched for non-empty maps whose rows fit (`shared_fixed_tiles`).
+    // Launched for non-empty maps whose rows fit (`shared_tiles` with `fixed`).
     let mut sums = SharedMemory::<Atomic<u64>>::new(comptime!(SHARED_FIXED_CELLS));
     let mut flags = SharedMemory::<Atomic<u32>>::new(comptime!(SHARED_FIXED_CELLS));
     let tile = block_tile(geo, comptime!(SHARED_FIXED_CELLS));
@@ -266,17 +259,17 @@ mod tests {
 
     #[test]
     fn tiles_cover_the_rows_and_fit_shared_memory() {
-        assert_eq!(shared_tiles(100, 100), Some((1, 100)));
-        assert_eq!(shared_tiles(200, 200), Some((4, 61)));
-        assert_eq!(shared_tiles(1, SHARED_CELLS), Some((1, 1)));
-        assert_eq!(shared_tiles(3, SHARED_CELLS + 1), None);
-        assert_eq!(shared_tiles(0, 10), None);
-        assert_eq!(shared_tiles(10, 0), None);
+        assert_eq!(shared_tiles(100, 100, false), Some((1, 100)));
+        assert_eq!(shared_tiles(200, 200, false), Some((4, 61)));
+        assert_eq!(shared_tiles(1, SHARED_CELLS, false), Some((1, 1)));
+        assert_eq!(shared_tiles(3, SHARED_CELLS + 1, false), None);
+        assert_eq!(shared_tiles(0, 10, false), None);
+        assert_eq!(shared_tiles(10, 0, false), None);
         for (h, w) in [(7, 13), (1000, 20), (2000, 100), (61, 200), (62, 200)] {
-            let (tiles, rows) = shared_tiles(h, w).unwrap();
+            let (tiles, rows) = shared_tiles(h, w, false).unwrap();
             assert!(rows * w <= SHARED_CELLS && tiles * rows >= h && (tiles - 1) * rows < h, "{h}x{w}");
         }
-        assert_eq!(shared_fixed_tiles(100, 100), Some((3, 40)));
-        assert_eq!(shared_fixed_tiles(1, SHARED_FIXED_CELLS + 1), None);
+        assert_eq!(shared_tiles(100, 100, true), Some((3, 40)));
+        assert_eq!(shared_tiles(1, SHARED_FIXED_CELLS + 1, true), None);
     }
 }

@@ -8,7 +8,7 @@ use cubecl::{calculate_cube_count_elemwise, CubeDim};
 
 use super::sampling::{GeometryArgsLaunch, Sampling};
 use super::{
-    ordered_bands, point_sample_backward_input_ordered_kernel, shared_fixed_tiles, shared_tiles, point_sample_backward_kernel, point_sample_forward_kernel,
+    ordered_bands, point_sample_backward_input_ordered_kernel, shared_tiles, point_sample_backward_kernel, point_sample_forward_kernel,
 };
 use crate::lanes::vector_width;
 
@@ -64,11 +64,10 @@ impl Geometry {
     }
 
     /// Blocks of the shared-memory backward-to-input kernel (`fixed`: its deterministic
-    /// one): one per `(n, c, tile of rows)` ([`shared_tiles`], [`shared_fixed_tiles`]; none
-    /// for an empty map or when a row does not fit).
+    /// one): one per `(n, c, tile of rows)` ([`shared_tiles`]; none for an empty map or when
+    /// a row does not fit).
     pub fn shared_blocks(&self, fixed: bool) -> usize {
-        let tiles = if fixed { shared_fixed_tiles(self.height, self.width) } else { shared_tiles(self.height, self.width) };
-        let tiles = tiles.map_or(0, |(tiles, _)| tiles);
+        let tiles = shared_tiles(self.height, self.width, fixed).map_or(0, |(tiles, _)| tiles);
         self.n * self.channels * tiles
     }
 }
