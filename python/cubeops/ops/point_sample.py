@@ -116,13 +116,14 @@ def _scatter_channels_last(input: Tensor, num_points: int) -> bool:
     atomics are what bounds its backward: ~85 % of L2 throughput at PointHead's sizes), for
     the price of transposing grad_output (N x C x P) and the gradient (N x C x H x W) once,
     the second pass folded into the cast 16-bit input needs anyway. Taken where that was
-    measured faster: large calls (docs/benchmarks.md, session 10)."""
+    measured faster, large calls (docs/benchmarks.md, session 10), when the shared-memory
+    sums do not apply (`_input_gradient` asks them first)."""
     n, c = input.shape[:2]
     return (
         input.device.type == "cuda" and c >= CHANNELS_LAST_SCATTER_MIN and c % 4 == 0 and input.dtype != torch.float64
         and n * c * num_points >= CHANNELS_LAST_SCATTER_MIN_ADDS
         and input.stride(1) > input.stride(3) and not torch.are_deterministic_algorithms_enabled()
-        and _vector_atomics(input.get_device()) and not _shared_sums(input, num_points)
+        and _vector_atomics(input.get_device())
     )
 
 
@@ -167,7 +168,8 @@ def _input_gradient(
     it): one bridge call, or two for the channels-last scatter (each reads grad_output in
     the order it wants)."""
     sampling = (align_corners, mode, padding_mode)
-    if _scatter_channels_last(input, points.shape[1]):
+    shared = _shared_sums(input, points.shape[1])
+    if not shared and _scatter_channels_last(input, points.shape[1]):
         n, c, h, w = input.shape
         buffer = torch.empty((n, h, w, c), dtype=torch.float32, device=input.device).permute(0, 3, 1, 2)
         channels_fastest = grad_output.transpose(1, 2).contiguous().transpose(1, 2)
@@ -175,7 +177,6 @@ def _input_gradient(
         if grad_points is not None:
             _launch_backward(grad_output, input, points, None, grad_points, *sampling)
         return buffer.to(input.dtype, memory_format=torch.contiguous_format)
-    shared = _shared_sums(input, points.shape[1])
     grad_input = _new_grad_input(input, shared)
     _launch_backward(grad_output, input, points, grad_input, grad_points, *sampling, shared)
     return grad_input.to(input.dtype)
