@@ -118,7 +118,7 @@ pub fn backward(grad: &TensorDesc, input: &TensorDesc, points: &TensorDesc, grad
             let shared = grads.shared;
             if shared {
                 check_shared(gi, input, &gi_geo, grads.deterministic)?;
-                if grads.deterministic && grads.fixed_point.is_none_or(|fp| fp.sums.device != input.device || fp.sums.available < 1) {
+                if grads.deterministic && grads.fixed_point.is_none() {
                     return Err(PyValueError::new_err("deterministic `shared` sums need `fixed`: one int64 on the input's device"));
                 }
             } else {
@@ -134,16 +134,13 @@ pub fn backward(grad: &TensorDesc, input: &TensorDesc, points: &TensorDesc, grad
     };
     let mut gather = grads.points;
     if let Some((gi, gi_geo, shared)) = accumulation {
-        let fixed_point = grads.fixed_point.filter(|_| grads.deterministic && gi.dtype == DType::F32);
-        if shared && grads.deterministic {
-            let largest = grads.fixed_point.map(|fp| &fp.sums).expect("checked above");
-            shared_fixed_backward(grad, input, points, gi, &gi_geo, largest, sampling, stream)?;
+        let fixed_point = grads.fixed_point.filter(|_| grads.deterministic && (shared || gi.dtype == DType::F32));
+        if let Some(fp) = fixed_point {
+            fixed_point_backward(grad, input, points, gi, &gi_geo, &fp.sums, shared, sampling, stream)?;
         } else if shared {
             // Every cell written (no zero fill); the points' gradient gets its own pass below.
             let variant = variant(gi, input, points, &[grad, points, gi], sampling);
             run(Kernel::BackwardInputShared, stream, &gi_geo, variant, input.dtype, &[grad, points, gi])?;
-        } else if let Some(fp) = fixed_point {
-            fixed_point_backward(grad, input, points, gi, &gi_geo, &fp.sums, sampling, stream)?;
         } else if grads.deterministic {
             let variant = variant(gi, input, points, &[grad, points, gi], sampling);
             run(Kernel::BackwardInputOrdered, stream, &gi_geo, variant, input.dtype, &[grad, points, gi])?;
@@ -159,9 +156,11 @@ pub fn backward(grad: &TensorDesc, input: &TensorDesc, points: &TensorDesc, grad
     Ok(())
 }
 
-/// The input's gradient into the float32 buffer `gi` (zeroed) by 64-bit integer atomics
-/// (`cubeops_kernels::point_sample::point_sample_backward_input_fixed_kernel`): the largest
-/// finite |grad|, the sums, their conversion; `sums` as [`FixedPoint`] describes it.
+/// The input's gradient by 64-bit fixed-point sums: the largest finite |grad| first, then
+/// either (`shared`) the sums in shared memory, written whole in `gi` (the input's dtype,
+/// row-major planes), or the sums by global integer atomics and their conversion into the
+/// float32 buffer `gi` (`cubeops_kernels::point_sample::point_sample_backward_input_fixed_kernel`);
+/// `sums` as [`FixedPoint`] describes it, zeroed here.
 #[allow(clippy::too_many_arguments)]
 fn fixed_point_backward(
     grad: &TensorDesc,
@@ -170,10 +169,12 @@ fn fixed_point_backward(
     gi: &TensorDesc,
     geo: &Geometry,
     sums: &IndexDesc,
+    shared: bool,
     sampling: Sampling,
     stream: u64,
 ) -> PyResult<()> {
-    let span = gi.numel();
+    // Global sums come before the maximum's element; shared sums need only that element.
+    let span = if shared { 0 } else { gi.numel() };
     if sums.device != input.device || sums.available < span + 1 {
         return Err(PyValueError::new_err(format!("`fixed` must hold {} int64 on the input's device", span + 1)));
     }
@@ -181,37 +182,16 @@ fn fixed_point_backward(
     cuda::zero(device, stream, sums.ptr as u64, (span + 1) * 8).map_err(PyRuntimeError::new_err)?;
     let variant = variant(gi, input, points, &[grad, points, gi], sampling);
     let storage = storage_type(input.dtype);
-    let fixed = DeviceArray { ptr: sums.ptr as u64, len: span };
     // The last int64 of `sums`, as the one u32 the maximum needs.
     let largest = DeviceArray { ptr: sums.ptr as u64 + span as u64 * 8, len: 1 };
     let launch = |kernel, arrays: &[DeviceArray]| cuda::launch(kernel, device, stream, geo, variant, storage, arrays).map_err(PyRuntimeError::new_err);
     launch(Kernel::GradOutputMax, &[array(grad), largest])?;
+    if shared {
+        return launch(Kernel::BackwardInputSharedFixed, &[array(grad), array(points), largest, array(gi)]);
+    }
+    let fixed = DeviceArray { ptr: sums.ptr as u64, len: span };
     launch(Kernel::BackwardInputFixed, &[array(grad), array(points), largest, fixed, array(gi)])?;
     launch(Kernel::FixedToFloat, &[fixed, largest, DeviceArray { ptr: gi.ptr as u64, len: span }])
-}
-
-/// The input's gradient summed per plane in shared memory in fixed point (deterministic):
-/// the largest finite |grad| into `largest` (zeroed here), then the sums, written whole in
-/// `gi` (the input's dtype, row-major planes).
-#[allow(clippy::too_many_arguments)]
-fn shared_fixed_backward(
-    grad: &TensorDesc,
-    input: &TensorDesc,
-    points: &TensorDesc,
-    gi: &TensorDesc,
-    geo: &Geometry,
-    largest: &IndexDesc,
-    sampling: Sampling,
-    stream: u64,
-) -> PyResult<()> {
-    let device = input.device as usize;
-    cuda::zero(device, stream, largest.ptr as u64, 8).map_err(PyRuntimeError::new_err)?;
-    let variant = variant(gi, input, points, &[grad, points, gi], sampling);
-    let storage = storage_type(input.dtype);
-    let largest = DeviceArray { ptr: largest.ptr as u64, len: 1 };
-    let launch = |kernel, arrays: &[DeviceArray]| cuda::launch(kernel, device, stream, geo, variant, storage, arrays).map_err(PyRuntimeError::new_err);
-    launch(Kernel::GradOutputMax, &[array(grad), largest])?;
-    launch(Kernel::BackwardInputSharedFixed, &[array(grad), array(points), largest, array(gi)])
 }
 
 /// `shared`'s conditions ([`Grads::shared`]), as a clear error when one fails.
