@@ -33,7 +33,34 @@ def eager_function(name: str, forward: Callable, backward: Callable, setup_conte
 
     # `impl`: the forward without the Function, for calls with nothing to differentiate.
     methods = {"forward": staticmethod(run), "backward": staticmethod(backward), "impl": staticmethod(forward)}
-    return type(name, (torch.autograd.Function,), methods)
+    function = type(name, (torch.autograd.Function,), methods)
+    function.eager_apply = _direct_apply(function)
+    return function
+
+
+# Function.apply's C++ entry, which its Python wrapper ends in (torch._C._FunctionBase.apply).
+_FUNCTION_BASE = getattr(torch._C, "_FunctionBase", None)
+_C_APPLY = getattr(_FUNCTION_BASE, "__dict__", {}).get("apply")
+_functorch_active = getattr(torch._C, "_are_functorch_transforms_active", None)
+_unwrap_if_dead = getattr(getattr(torch._C, "_functorch", None), "unwrap_if_dead", None)
+
+
+def _direct_apply(function: type) -> Callable:
+    """`function.apply` less the host time of its Python wrapper (per call: a setup_context
+    lookup, a generic tuple rebuild), which serves functorch transforms (vmap, grad, ...):
+    under those, and on a torch without these entries, the wrapper itself."""
+    if _C_APPLY is None or _functorch_active is None or _unwrap_if_dead is None:
+        return function.apply
+    c_apply = _C_APPLY.__get__(None, function)
+    wrapped = function.apply
+
+    def apply(*args):
+        if _functorch_active():
+            return wrapped(*args)
+        # What the wrapper does first: tensors left over from a finished transform unwrapped.
+        return c_apply(*[_unwrap_if_dead(a) if isinstance(a, torch.Tensor) else a for a in args])
+
+    return apply
 
 
 def call(export_graph: Callable, compiled, eager: type, *args):
@@ -42,7 +69,9 @@ def call(export_graph: Callable, compiled, eager: type, *args):
         return export_graph(*args)
     if torch.compiler.is_compiling():
         return compiled(*args)
-    if torch.is_grad_enabled() and any(isinstance(a, torch.Tensor) and a.requires_grad for a in args):
-        return eager.apply(*args)
+    if torch.is_grad_enabled():
+        for a in args:
+            if isinstance(a, torch.Tensor) and a.requires_grad:
+                return eager.eager_apply(*args)
     # Nothing to differentiate (inference, no_grad): the kernels without the Function's host time.
     return eager.impl(*args)

@@ -34,11 +34,12 @@ def _new_output(input: Tensor, points: Tensor) -> Tensor:
     the input's memory format, as torch's ops keep it: channels fastest for channels-last
     input, so the kernel's neighbouring threads (neighbouring channels) write neighbouring
     addresses. The CPU kernels write contiguous output."""
-    n, c = input.shape[:2]
+    n, c, _, _ = input.shape
     num_points = points.shape[1]
+    # (`points.new_empty`: the points' dtype and device, without a dtype argument's host time.)
     if input.is_cuda and _channels_last(input):
-        return input.new_empty((n, num_points, c), dtype=points.dtype).permute(0, 2, 1)
-    return input.new_empty((n, c, num_points), dtype=points.dtype)
+        return points.new_empty((n, num_points, c)).permute(0, 2, 1)
+    return points.new_empty((n, c, num_points))
 
 
 def _run_forward(input: Tensor, points: Tensor, align_corners: bool, mode: str, padding_mode: str) -> Tensor:
@@ -55,10 +56,8 @@ def _new_grad_input(input: Tensor, shared: bool = False) -> Tensor:
     shared memory (`shared`, see `_shared_sums`), the result itself, NCHW; else a float32
     (float64) buffer in the input's layout that the native backward zeroes on the stream (no
     torch op: host time) and the kernels add into."""
-    if input.device.type == "cpu":
+    if shared or not input.is_cuda:
         return input.new_empty(input.shape)
-    if shared:
-        return torch.empty(input.shape, dtype=input.dtype, device=input.device)
     acc = torch.float64 if input.dtype == torch.float64 else torch.float32
     return torch.empty_like(input, dtype=acc)
 
@@ -70,7 +69,7 @@ def _fixed_point(grad_output: Tensor, grad_input: Tensor, shared: bool):
     zeroed by the bridge, all on the device."""
     if shared:
         return torch.empty(1, dtype=torch.int64, device=grad_input.device)
-    if grad_input.device.type != "cuda" or grad_input.dtype != torch.float32 or grad_output.numel() == 0:
+    if not grad_input.is_cuda or grad_input.dtype != torch.float32 or grad_output.numel() == 0:
         return None
     return torch.empty(grad_input.numel() + 1, dtype=torch.int64, device=grad_input.device)
 
@@ -120,7 +119,7 @@ def _scatter_channels_last(input: Tensor, num_points: int) -> bool:
     sums do not apply (`_input_gradient` asks them first)."""
     n, c = input.shape[:2]
     return (
-        input.device.type == "cuda" and c >= CHANNELS_LAST_SCATTER_MIN and c % 4 == 0 and input.dtype != torch.float64
+        input.is_cuda and c >= CHANNELS_LAST_SCATTER_MIN and c % 4 == 0 and input.dtype != torch.float64
         and n * c * num_points >= CHANNELS_LAST_SCATTER_MIN_ADDS
         and input.stride(1) > input.stride(3) and not torch.are_deterministic_algorithms_enabled()
         and _vector_atomics(input.get_device())
@@ -144,17 +143,17 @@ def _shared_sums(input: Tensor, num_points: int) -> bool:
     planes tile into few blocks (the bridge's `check_shared`) and whose blocks' walks over
     all points pay (`SHARED_LONG_WALK`); in deterministic mode, in fixed point, with smaller
     tiles."""
-    height, width = input.shape[2:]
+    if not SHARED_SUMS or not input.is_cuda or input.dtype == torch.float64:
+        return False
+    n, c, height, width = input.shape
+    strides = input.stride()
     deterministic = torch.are_deterministic_algorithms_enabled()
     cells = _native.POINT_SAMPLE_SHARED_FIXED_CELLS if deterministic else _native.POINT_SAMPLE_SHARED_CELLS
-    if (
-        not SHARED_SUMS or input.device.type != "cuda" or input.dtype == torch.float64
-        or input.stride(1) < input.stride(3) or height == 0 or width == 0 or width > cells
-    ):
+    if strides[1] < strides[3] or height == 0 or width == 0 or width > cells:
         return False
     rows = min(cells // width, height)
     tiles = -(-height // rows)
-    blocks = input.shape[0] * input.shape[1] * tiles
+    blocks = n * c * tiles
     return tiles <= _native.POINT_SAMPLE_SHARED_MAX_TILES and (
         num_points <= SHARED_LONG_WALK or blocks >= SHARED_LONG_WALK_MIN_BLOCKS
     )
@@ -179,7 +178,8 @@ def _input_gradient(
         return buffer.to(input.dtype, memory_format=torch.contiguous_format)
     grad_input = _new_grad_input(input, shared)
     _launch_backward(grad_output, input, points, grad_input, grad_points, *sampling, shared)
-    return grad_input.to(input.dtype)
+    # (`to` costs host time even when it has nothing to do.)
+    return grad_input if grad_input.dtype == input.dtype else grad_input.to(input.dtype)
 
 
 def _run_grad_input(
@@ -221,9 +221,8 @@ _grad_points = custom_op("point_sample_grad_points", _run_grad_points, _fake_gra
 
 
 def _setup_context(ctx, inputs, output):
-    input, points, *sampling = inputs
-    ctx.save_for_backward(input, points)
-    ctx.sampling = tuple(sampling)  # align_corners, mode, padding_mode
+    ctx.save_for_backward(inputs[0], inputs[1])
+    ctx.sampling = inputs[2:]  # align_corners, mode, padding_mode
 
 
 def _backward(ctx, grad_output):
@@ -360,10 +359,12 @@ def point_sample(
     if exporting():
         # grid_sample wants one dtype: the float32 computation autocast asks for.
         return export_graph(input.to(points.dtype), points, bool(align_corners), mode, padding_mode)
-    n, c = input.shape[:2]
-    # Explicit size: -1 is ambiguous for an empty batch.
-    flat = points if points.dim() == 3 else points.reshape(n, points.shape[1:-1].numel(), 2)
     # The custom op under torch.compile, else the eager Function (or, with nothing to
     # differentiate, its forward alone); ONNX export returned above, on the unflattened points.
+    if points.dim() == 3:
+        return call(export_graph, _forward, _EagerPointSample, input, points, bool(align_corners), mode, padding_mode)
+    n, c, _, _ = input.shape
+    # Explicit size: -1 is ambiguous for an empty batch.
+    flat = points.reshape(n, points.shape[1:-1].numel(), 2)
     out = call(export_graph, _forward, _EagerPointSample, input, flat, bool(align_corners), mode, padding_mode)
-    return out if points.dim() == 3 else out.reshape(n, c, *points.shape[1:3])
+    return out.reshape(n, c, *points.shape[1:3])
