@@ -257,7 +257,7 @@ def test_nchw_gradient_summed_in_shared_memory(shape, shared, dtype, tol, sampli
         torch.testing.assert_close(got.double() / scale, ref / scale, rtol=0, atol=tol, msg=lambda m: f"{name}: {m}")
 
 
-@pytest.mark.parametrize("shape", [(2, 3, 100, 100), (1, 2, 200, 37), (2, 2, 9, 11)])
+@pytest.mark.parametrize("shape", [(2, 3, 100, 100), (1, 2, 200, 200), (1, 2, 200, 37), (2, 2, 9, 11)])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_deterministic_shared_sums_match_the_global_fixed_point_bits(deterministic_algorithms, shape, dtype, monkeypatch):
     """In deterministic mode the shared-memory sums are fixed point too: the same bits on
@@ -271,6 +271,9 @@ def test_deterministic_shared_sums_match_the_global_fixed_point_bits(determinist
     p64 = torch.rand(shape[0], 6000, 2, generator=gen, dtype=torch.float64) * 1.1 - 0.05
     g64 = torch.randn(shape[0], shape[1], 6000, generator=gen, dtype=torch.float64)
     g64[0, 0, :3] = torch.tensor([float("inf"), float("-inf"), float("nan")])
+    # +inf and -inf into the same cells (their sum, NaN), beside -inf alone.
+    p64[0, 3] = p64[0, 4]
+    g64[0, 0, 3:6] = torch.tensor([float("inf"), float("-inf"), float("-inf")])
     g64[-1, -1, 5] = float("inf")
     x = x64.to("cuda", dtype).requires_grad_()
     p = p64.to("cuda", dtype)

@@ -17,8 +17,12 @@ pub const SHARED_CELLS: usize = 12288;
 pub const SHARED_MAX_TILES: usize = 8;
 
 /// Cells of one block's tile in [`point_sample_backward_input_shared_fixed_kernel`]: an i64
-/// sum and a u32 of flags each (48 KiB); a 100 x 100 map is three tiles.
-pub const SHARED_FIXED_CELLS: usize = 4096;
+/// sum and two bits of flags each (47.95 KiB of 48); a 100 x 100 map is two tiles, a
+/// 200 x 200 one seven.
+pub const SHARED_FIXED_CELLS: usize = 5952;
+
+/// Cells whose non-finite flags share one u32 of shared memory (two bits each).
+const FLAG_CELLS_PER_WORD: usize = 16;
 
 /// `(tiles per plane, rows per tile)` of [`point_sample_backward_input_shared_kernel`] (with
 /// `fixed`, of [`point_sample_backward_input_shared_fixed_kernel`]) for an `height x width`
@@ -135,13 +139,15 @@ fn clear_float_sums(sums: &mut SharedMemory<Atomic<f32>>, cells: usize) {
     sync_cube();
 }
 
-/// Zeroes the first `cells` sums and flags, then waits for the block.
+/// Zeroes the first `cells` sums and their flag words, then waits for the block.
 #[cube]
 fn clear_fixed_sums(sums: &mut SharedMemory<Atomic<u64>>, flags: &mut SharedMemory<Atomic<u32>>, cells: usize) {
     let mut i = UNIT_POS as usize;
     while i < cells {
         sums[i].store(0);
-        flags[i].store(0);
+        if i % FLAG_CELLS_PER_WORD == 0 {
+            flags[i / FLAG_CELLS_PER_WORD].store(0);
+        }
         i += CUBE_DIM as usize;
     }
     sync_cube();
@@ -174,7 +180,7 @@ pub fn point_sample_backward_input_shared_fixed_kernel<Q: Float, G: Float>(
 ) {
     // Launched for non-empty maps whose rows fit (`shared_tiles` with `fixed`).
     let mut sums = SharedMemory::<Atomic<u64>>::new(comptime!(SHARED_FIXED_CELLS));
-    let mut flags = SharedMemory::<Atomic<u32>>::new(comptime!(SHARED_FIXED_CELLS));
+    let mut flags = SharedMemory::<Atomic<u32>>::new(comptime!(SHARED_FIXED_CELLS / FLAG_CELLS_PER_WORD));
     let tile = block_tile(geo, comptime!(SHARED_FIXED_CELLS));
     let step = CUBE_DIM as usize;
     let scale = fixed_scale(largest[0], geo.num_points);
@@ -205,12 +211,10 @@ pub fn point_sample_backward_input_shared_fixed_kernel<Q: Float, G: Float>(
 
     let mut i = UNIT_POS as usize;
     while i < tile.cells {
-        let flag = flags[i].load();
+        let flag = (flags[i / FLAG_CELLS_PER_WORD].load() >> flag_shift(i)) & NON_FINITE_NAN;
         let mut value = f32::cast_from(i64::cast_from(sums[i].load())) / scale;
         if flag != 0 {
-            // NaN, or both infinities (their sum): NaN; else the one infinity.
-            let nan = (flag & NON_FINITE_NAN) != 0 || flag == (NON_FINITE_POS | NON_FINITE_NEG);
-            let bits = select(nan, 0x7fc0_0000u32, select(flag == NON_FINITE_POS, 0x7f80_0000u32, 0xff80_0000u32));
+            let bits = select(flag == NON_FINITE_NAN, 0x7fc0_0000u32, select(flag == NON_FINITE_POS, 0x7f80_0000u32, 0xff80_0000u32));
             value = f32::reinterpret(bits);
         }
         grad_input[tile.map_base + i] = G::cast_from(value);
@@ -218,9 +222,16 @@ pub fn point_sample_backward_input_shared_fixed_kernel<Q: Float, G: Float>(
     }
 }
 
+// A cell's two flag bits: OR-ing both infinities gives NaN, their sum.
 const NON_FINITE_POS: u32 = 1;
 const NON_FINITE_NEG: u32 = 2;
-const NON_FINITE_NAN: u32 = 4;
+const NON_FINITE_NAN: u32 = 3;
+
+/// Where cell `at`'s two flag bits sit in its word.
+#[cube]
+fn flag_shift(at: usize) -> u32 {
+    u32::cast_from(at % FLAG_CELLS_PER_WORD) * 2
+}
 
 /// Adds one contribution inside the map: finite as an integer of units `1 / scale`, else as
 /// its flag.
@@ -236,7 +247,7 @@ fn add_fixed(sums: &mut SharedMemory<Atomic<u64>>, flags: &mut SharedMemory<Atom
         } else {
             let infinite = (bits & 0x007f_ffffu32) == 0;
             let flag = select(infinite, select(bits == 0x7f80_0000u32, NON_FINITE_POS, NON_FINITE_NEG), NON_FINITE_NAN);
-            flags[at].fetch_or(flag);
+            flags[at / FLAG_CELLS_PER_WORD].fetch_or(flag << flag_shift(at));
         }
     }
 }
@@ -269,7 +280,11 @@ mod tests {
             let (tiles, rows) = shared_tiles(h, w, false).unwrap();
             assert!(rows * w <= SHARED_CELLS && tiles * rows >= h && (tiles - 1) * rows < h, "{h}x{w}");
         }
-        assert_eq!(shared_tiles(100, 100, true), Some((3, 40)));
+        assert_eq!(shared_tiles(100, 100, true), Some((2, 59)));
+        assert_eq!(shared_tiles(200, 200, true), Some((7, 29)));
+        assert_eq!(SHARED_FIXED_CELLS % FLAG_CELLS_PER_WORD, 0);
+        // Sums and flag words within the 48 KiB a block may hold without opting in.
+        assert!(SHARED_FIXED_CELLS * 8 + SHARED_FIXED_CELLS / FLAG_CELLS_PER_WORD * 4 <= 48 * 1024);
         assert_eq!(shared_tiles(1, SHARED_FIXED_CELLS + 1, true), None);
     }
 }
