@@ -24,8 +24,9 @@ SUPPORTED_DTYPES = tuple(_DTYPES)
 def describe(t: torch.Tensor) -> tuple:
     # An empty view may sit at an offset past the end of an empty storage: nothing to read.
     # (Every call costs host time that small problems feel: no temporaries beyond these.)
-    available = max(0, t.untyped_storage().nbytes() // t.element_size() - t.storage_offset())
-    return (t.data_ptr(), t.shape, t.stride(), _DTYPES[t.dtype], t.get_device(), available)
+    available = t.untyped_storage().nbytes() // t.element_size() - t.storage_offset()
+    # (A conditional, not max(): a builtin call costs host time on every argument.)
+    return (t.data_ptr(), t.shape, t.stride(), _DTYPES[t.dtype], t.get_device(), available if available > 0 else 0)
 
 
 def describe_new(t: torch.Tensor) -> tuple:
@@ -37,9 +38,9 @@ def describe_new(t: torch.Tensor) -> tuple:
 
 def describe_index(t: torch.Tensor) -> tuple:
     """An int64 index tensor (MSDA's level shapes and starts) described as `describe` does."""
-    available = max(0, t.untyped_storage().nbytes() // t.element_size() - t.storage_offset())
+    available = t.untyped_storage().nbytes() // t.element_size() - t.storage_offset()
     dtype = "int64" if t.dtype == torch.int64 else str(t.dtype).removeprefix("torch.")
-    return (t.data_ptr(), t.shape, t.stride(), dtype, t.get_device(), available)
+    return (t.data_ptr(), t.shape, t.stride(), dtype, t.get_device(), available if available > 0 else 0)
 
 
 # torch.compiler.is_exporting: torch >= 2.5 (before that, ONNX export traces with torch.jit only).
