@@ -147,11 +147,16 @@ def test_deterministic_backward(deterministic_algorithms, channels_last, dtype, 
         grid_sample_point_sample(x_dev.float().detach().requires_grad_(), p_dev.float(), **sampling).sum().backward()
 
 
-@pytest.mark.parametrize("channels_last", [False, True])
-def test_deterministic_backward_non_finite_and_wide_range(deterministic_algorithms, channels_last):
-    """The fixed-point path (float32 buffers): output gradients spanning 1e-6 .. 1e6 keep
-    float32's accuracy relative to the largest value; infinite and NaN ones give the cells they
-    reach what float atomics give (inf, -inf, NaN), the other cells their finite sums."""
+@pytest.mark.parametrize("channels_last,sorted_sums", [(False, False), (True, False), (True, True)])
+def test_deterministic_backward_non_finite_and_wide_range(deterministic_algorithms, channels_last, sorted_sums, monkeypatch):
+    """The fixed-point path (float32 buffers) and, for channels-last maps, the sorted sums:
+    output gradients spanning 1e-6 .. 1e6 keep float32's accuracy (fixed point: relative to
+    the largest value; sorted float sums: relative to each cell's sum of magnitudes); infinite
+    and NaN ones give the cells they reach what float atomics give (inf, -inf, NaN), the other
+    cells their finite sums."""
+    from cubeops.ops import point_sample as ops
+
+    monkeypatch.setattr(ops, "SORTED_SUMS", sorted_sums)
     gen = torch.Generator().manual_seed(21)
     x = torch.randn(2, 8, 12, 14, generator=gen, dtype=torch.float64)
     p = torch.rand(2, 3000, 2, generator=gen, dtype=torch.float64)
@@ -165,11 +170,21 @@ def test_deterministic_backward_non_finite_and_wide_range(deterministic_algorith
     def grad(g):
         return torch.autograd.grad(cubeops.point_sample(x_dev, p_dev), x_dev, g)[0]
 
+    assert ops._sorted_sums(x_dev, p.shape[1]) == sorted_sums
     got = grad(g_dev)
     xr = x_dev.detach().cpu().double().requires_grad_()  # on the CPU: deterministic mode is on
-    want = torch.autograd.grad(grid_sample_point_sample(xr, p_dev.cpu().double()), xr, g_dev.cpu().double())[0].cuda()
+
+    def reference(g):
+        return torch.autograd.grad(grid_sample_point_sample(xr, p_dev.cpu().double()), xr, g.cpu().double())[0].cuda()
+
+    want = reference(g_dev)
     scale = want.abs().max()
-    assert (got.double() - want).abs().max() <= 1e-6 * scale
+    if sorted_sums:
+        # An ordered float32 sum of k terms is within (k - 1) * 2^-24 of their magnitudes' sum
+        # (here k < 256 per cell).
+        assert ((got.double() - want).abs() <= 256 * 2.0**-24 * reference(g_dev.abs())).all()
+    else:
+        assert (got.double() - want).abs().max() <= 1e-6 * scale
     # Non-finite output gradients: the same cells non-finite, with the same values, as the
     # float-atomic kernel gives; finite cells as before.
     g_bad = g_dev.clone()
@@ -183,6 +198,60 @@ def test_deterministic_backward_non_finite_and_wide_range(deterministic_algorith
     finite = torch.isfinite(got_bad)
     torch.testing.assert_close(got_bad[finite], atomic[finite], rtol=1e-5, atol=1e-6 * scale.item())
     assert torch.equal(got_bad.isnan(), atomic.isnan())
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16, "bfloat16 autocast"])
+def test_deterministic_sorted_sums_of_channels_last_maps(deterministic_algorithms, dtype, monkeypatch):
+    """Channels-last maps in deterministic mode: corners sorted by cell and summed in order.
+    The same bits on every run; float64's values, the map's dtype and layout; both gradients
+    (the points' as without determinism); empty problems; the fixed-point path's values."""
+    from cubeops.ops import point_sample as ops
+
+    autocast = dtype == "bfloat16 autocast"
+    map_dtype = torch.bfloat16 if autocast else dtype
+    point_dtype = torch.float32 if autocast else dtype
+    gen = torch.Generator().manual_seed(5)
+    x64 = torch.randn(3, 36, 19, 23, generator=gen, dtype=torch.float64)
+    p64 = torch.rand(3, 5000, 2, generator=gen, dtype=torch.float64) * 1.2 - 0.1  # some off the map
+    g64 = torch.randn(3, 36, 5000, generator=gen, dtype=torch.float64)
+    x = x64.to("cuda", map_dtype).contiguous(memory_format=torch.channels_last).requires_grad_()
+    p = p64.to("cuda", point_dtype).requires_grad_()
+    g = g64.to("cuda", point_dtype)
+    assert ops._sorted_sums(x, p.shape[1])
+
+    def grads(x=x, p=p, g=g, **sampling):
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=autocast):
+            out = cubeops.point_sample(x, p, **sampling)
+        return torch.autograd.grad(out, (x, p), g)
+
+    runs = [grads() for _ in range(3)]
+    assert all(torch.equal(runs[0][0], r[0]) and torch.equal(runs[0][1], r[1]) for r in runs[1:])
+    gx, gp = runs[0]
+    assert gx.dtype == map_dtype and gx.is_contiguous(memory_format=torch.channels_last)
+    xr = x.detach().cpu().double().requires_grad_()
+    pr = p.detach().cpu().double().requires_grad_()
+    want_gx, want_gp = torch.autograd.grad(grid_sample_point_sample(xr, pr), (xr, pr), g.cpu().double())
+    tol = 1e-5 if map_dtype == torch.float32 else 1e-2
+    for name, got, want in (("grad_input", gx, want_gx), ("grad_points", gp, want_gp)):
+        scale = want.abs().max().item()
+        torch.testing.assert_close(got.double().cpu() / scale, want / scale, rtol=0, atol=tol, msg=lambda m: f"{name}: {m}")
+    monkeypatch.setattr(ops, "SORTED_SUMS", False)
+    fixed_gx, fixed_gp = grads()
+    assert torch.equal(gp, fixed_gp)
+    torch.testing.assert_close(gx.float(), fixed_gx.float(), rtol=tol, atol=tol * want_gx.abs().max().item())
+    monkeypatch.setattr(ops, "SORTED_SUMS", True)
+    # Non-finite output gradients: +inf and -inf into the same cells give NaN, as float sums do.
+    g_bad = g.clone()
+    p_same = p.detach().clone()
+    p_same[0, 1] = p_same[0, 0]
+    g_bad[0, 3, 0], g_bad[0, 3, 1], g_bad[2, 0, 7] = float("inf"), float("-inf"), float("nan")
+    bad = grads(p=p_same.requires_grad_(), g=g_bad)[0]
+    bad_ref = torch.autograd.grad(grid_sample_point_sample(xr, p_same.detach().cpu().double()), xr, g_bad.cpu().double())[0]
+    assert bad.isnan().any() and torch.equal(bad.isnan().cpu(), bad_ref.isnan())
+    assert torch.equal(bad.isinf().cpu(), bad_ref.isinf())
+    # Nothing to sort: no points.
+    empty = grads(p=p[:, :0].detach().requires_grad_(), g=g[:, :, :0])[0]
+    assert empty.shape == x.shape and not empty.any()
 
 
 @pytest.mark.parametrize("dtype,tol", [(torch.float32, 1e-5), (torch.bfloat16, 1e-2)])

@@ -288,3 +288,80 @@ pub fn psamask(src: &TensorDesc, dst: &TensorDesc, mask: (usize, usize), distrib
     cuda::launch(Kernel::PsaMask { distribute, backward }, device, stream, &geo, variant, storage_type(src.dtype), &[array(src), array(dst)])
         .map_err(PyRuntimeError::new_err)
 }
+
+/// The sorted deterministic backward's first pass: the cell keys and weights of every
+/// point's four corners (`point_sample_corner_keys_kernel`), `4 * N * P` each, contiguous
+/// (`keys` int64, `weights` float32), for the caller to sort.
+pub fn corner_keys(input: &TensorDesc, points: &TensorDesc, keys: &IndexDesc, weights: &TensorDesc, sampling: Sampling, stream: u64) -> PyResult<()> {
+    let geo = sorted_geometry(input, points, None)?;
+    check_entries(&geo, input, keys, None, weights)?;
+    let variant = variant(input, input, points, &[input, points, weights], sampling);
+    let keys = DeviceArray { ptr: keys.ptr as u64, len: keys.available };
+    cuda::launch(Kernel::CornerKeys, input.device as usize, stream, &geo, variant, storage_type(points.dtype), &[array(points), keys, array(weights)])
+        .map_err(PyRuntimeError::new_err)
+}
+
+/// The sorted deterministic backward's second pass: `grad_input` (the input's shape and
+/// dtype, float16/bfloat16/float32, any dense layout; zeroed here) from `grad (N, C, P)`,
+/// the keys sorted stably, where each sorted entry came from (`order`, int64) and the
+/// weights, as [`corner_keys`] left them (`point_sample_backward_input_sorted_kernel`).
+pub fn sorted_backward(
+    grad: &TensorDesc,
+    input: &TensorDesc,
+    points: &TensorDesc,
+    gi: &TensorDesc,
+    keys: &IndexDesc,
+    order: &IndexDesc,
+    weights: &TensorDesc,
+    stream: u64,
+) -> PyResult<()> {
+    if gi.dtype != input.dtype || gi.shape != input.shape || input.dtype == DType::F64 {
+        return Err(PyValueError::new_err("`grad_input` must have the input's shape and dtype, float16, bfloat16 or float32"));
+    }
+    let span = dense_span(gi).ok_or_else(|| PyValueError::new_err("`grad_input` must be dense (no gaps, no overlaps)"))?;
+    let geo = sorted_geometry(gi, points, Some(grad))?;
+    check_entries(&geo, input, keys, Some(order), weights)?;
+    let device = input.device as usize;
+    cuda::zero(device, stream, gi.ptr as u64, span * gi.dtype.size()).map_err(PyRuntimeError::new_err)?;
+    let variant = variant(gi, input, points, &[grad, gi, weights], Sampling::default());
+    let index = |d: &IndexDesc| DeviceArray { ptr: d.ptr as u64, len: d.available };
+    let arrays = [array(grad), index(keys), index(order), array(weights), array(gi)];
+    cuda::launch(Kernel::BackwardInputSorted, device, stream, &geo, variant, storage_type(input.dtype), &arrays).map_err(PyRuntimeError::new_err)
+}
+
+/// The geometry of the sorted passes: `map`'s strides, and `grad`'s (the output's) where
+/// given; the entries' count (`4 * N * P` keys) and the thread count (times C) must fit
+/// 32-bit indexing, the caller's condition for taking this path.
+fn sorted_geometry(map: &TensorDesc, points: &TensorDesc, grad: Option<&TensorDesc>) -> PyResult<Geometry> {
+    let geo = match grad {
+        Some(grad) => geometry(map, points, grad)?,
+        None => {
+            let ([n, channels, height, width], map_strides) = map.dims::<4>()?;
+            let ([pn, num_points, two], points_strides) = points.dims::<3>()?;
+            if pn != n || two != 2 {
+                return Err(PyValueError::new_err(format!("inconsistent shapes: map {:?}, points {:?}", map.shape, points.shape)));
+            }
+            let geo = Geometry { n, channels, height, width, num_points, map_strides, points_strides, out_strides: [0; 3] };
+            geo.scalars().map_err(|e| PyValueError::new_err(format!("point_sample on CUDA: {e}")))?;
+            geo
+        }
+    };
+    let threads = geo.n * geo.num_points * point_sample::CORNERS * geo.channels.max(1);
+    if threads > u32::MAX as usize || geo.n * geo.height * geo.width > u32::MAX as usize {
+        return Err(PyValueError::new_err("sorted sums: 4 * N * P * C and N * H * W must fit 32 bits"));
+    }
+    Ok(geo)
+}
+
+/// `keys`, `order` and `weights` hold `4 * N * P` entries each on the input's device.
+fn check_entries(geo: &Geometry, input: &TensorDesc, keys: &IndexDesc, order: Option<&IndexDesc>, weights: &TensorDesc) -> PyResult<()> {
+    let entries = geo.n * geo.num_points * point_sample::CORNERS;
+    let index_ok = |d: &IndexDesc| d.device == input.device && d.shape.iter().product::<usize>() == entries;
+    if !index_ok(keys) || !order.is_none_or(index_ok) {
+        return Err(PyValueError::new_err(format!("`keys` and `order` must be int64 of 4 * N * P = {entries} elements on the input's device")));
+    }
+    if weights.dtype != DType::F32 || weights.numel() != entries || !weights.is_contiguous() || weights.device != input.device {
+        return Err(PyValueError::new_err(format!("`weights` must be contiguous float32 of 4 * N * P = {entries} elements on the input's device")));
+    }
+    Ok(())
+}

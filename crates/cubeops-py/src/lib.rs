@@ -163,6 +163,59 @@ fn point_sample_backward(
     })
 }
 
+/// The sorted deterministic backward, first pass (CUDA): `keys` (int64) and `weights`
+/// (float32), `4 * N * P` each and contiguous, get every point's four corner cells and
+/// weights, for the caller to sort the keys stably (see `cuda::corner_keys`).
+#[pyfunction]
+#[allow(clippy::too_many_arguments)]
+fn point_sample_corner_keys(
+    py: Python<'_>,
+    input: Bound<'_, PyAny>,
+    points: Bound<'_, PyAny>,
+    keys: Bound<'_, PyAny>,
+    weights: Bound<'_, PyAny>,
+    align_corners: bool,
+    mode: &str,
+    padding_mode: &str,
+    stream: u64,
+) -> PyResult<()> {
+    let sampling = sampling(align_corners, mode, padding_mode)?;
+    let d = describe(&[("input", &input), ("points", &points), ("weights", &weights)], 0)?;
+    check_dtypes(&d[0], &d[1], &[])?;
+    let keys = IndexDesc::from_py("keys", &keys)?;
+    if on_cpu(&d[0]) {
+        return Err(PyValueError::new_err("point_sample_corner_keys runs on CUDA tensors only"));
+    }
+    py.detach(|| cuda::corner_keys(&d[0], &d[1], &keys, &d[2], sampling, stream))
+}
+
+/// The sorted deterministic backward, second pass (CUDA): `grad_input` (the input's shape,
+/// dtype and a dense layout; zeroed here) from `grad_output (N, C, P)`, the keys sorted
+/// stably, `order` (where each sorted key came from: torch.sort's indices) and the weights
+/// of the first pass (see `cuda::sorted_backward`).
+#[pyfunction]
+#[allow(clippy::too_many_arguments)]
+fn point_sample_backward_sorted(
+    py: Python<'_>,
+    grad_output: Bound<'_, PyAny>,
+    input: Bound<'_, PyAny>,
+    points: Bound<'_, PyAny>,
+    grad_input: Bound<'_, PyAny>,
+    keys: Bound<'_, PyAny>,
+    order: Bound<'_, PyAny>,
+    weights: Bound<'_, PyAny>,
+    stream: u64,
+) -> PyResult<()> {
+    let args = [("grad_output", &grad_output), ("input", &input), ("points", &points), ("grad_input", &grad_input), ("weights", &weights)];
+    let d = describe(&args, 0)?;
+    check_dtypes(&d[1], &d[2], &[&d[0]])?;
+    let (keys, order) = (IndexDesc::from_py("keys", &keys)?, IndexDesc::from_py("order", &order)?);
+    if on_cpu(&d[0]) {
+        return Err(PyValueError::new_err("point_sample_backward_sorted runs on CUDA tensors only"));
+    }
+    py.detach(|| cuda::sorted_backward(&d[0], &d[1], &d[2], &d[3], &keys, &order, &d[4], stream))
+}
+
 /// Checks PSAMask's shapes: `src` is the mask `(N, mh*mw, H, W)` (forward) or the map's
 /// gradient `(N, H*W, H, W)` (backward); `dst` the other one, contiguous.
 fn psamask_shapes(src: &TensorDesc, dst: &TensorDesc, mask: (usize, usize), backward: bool) -> PyResult<()> {
@@ -372,6 +425,8 @@ fn min_nvrtc(cc: u32) -> (i32, i32) {
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(point_sample_forward, m)?)?;
     m.add_function(wrap_pyfunction!(point_sample_backward, m)?)?;
+    m.add_function(wrap_pyfunction!(point_sample_corner_keys, m)?)?;
+    m.add_function(wrap_pyfunction!(point_sample_backward_sorted, m)?)?;
     m.add_function(wrap_pyfunction!(psamask_forward, m)?)?;
     m.add_function(wrap_pyfunction!(psamask_backward, m)?)?;
     m.add_function(wrap_pyfunction!(focal_loss, m)?)?;

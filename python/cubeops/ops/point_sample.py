@@ -159,6 +159,49 @@ def _shared_sums(input: Tensor, num_points: int) -> bool:
     )
 
 
+# In deterministic mode the input's gradient of channels-last CUDA maps is summed by sorted
+# corners (`_sorted_gradient`) unless `CUBEOPS_POINT_SAMPLE_SORTED=0` (read at import).
+SORTED_SUMS = os.environ.get("CUBEOPS_POINT_SAMPLE_SORTED", "1") != "0"
+_U32 = (1 << 32) - 1
+
+
+def _sorted_sums(input: Tensor, num_points: int) -> bool:
+    """Whether the deterministic backward sums by sorted corners: channels-last
+    f16/bf16/f32 maps on CUDA (neighbouring threads, neighbouring channels; NCHW maps keep
+    the fixed-point sums), with 4 * N * P * C threads and N * H * W cells in 32 bits."""
+    if not SORTED_SUMS or not torch.are_deterministic_algorithms_enabled() or not input.is_cuda:
+        return False
+    n, c, h, w = input.shape
+    strides = input.stride()
+    return (
+        input.dtype != torch.float64 and strides[1] < strides[3]
+        and 4 * n * num_points * max(c, 1) <= _U32 and n * h * w <= _U32
+    )
+
+
+def _sorted_gradient(grad_output: Tensor, input: Tensor, points: Tensor, sampling: tuple, grad_points) -> Tensor:
+    """The input's gradient in its dtype and layout, deterministic without atomics: every
+    point's four corner cells as int64 keys with their weights, the keys sorted stably by
+    torch.sort, then each cell's entries summed in that order (`_native` sorted passes);
+    the points' gradient, if asked, by the usual gather pass (no atomics either)."""
+    entries = 4 * input.shape[0] * points.shape[1]
+    keys = torch.empty(entries, dtype=torch.int64, device=input.device)
+    weights = torch.empty(entries, dtype=torch.float32, device=input.device)
+    cuda_stream = stream(input)
+    _native.point_sample_corner_keys(
+        describe(input), describe(points), describe_index(keys), describe_new(weights), *sampling, cuda_stream
+    )
+    keys, order = torch.sort(keys, stable=True)
+    grad_input = torch.empty_like(input)
+    _native.point_sample_backward_sorted(
+        describe(grad_output), describe(input), describe(points), describe_new(grad_input), describe_index(keys),
+        describe_index(order), describe_new(weights), cuda_stream,
+    )
+    if grad_points is not None:
+        _launch_backward(grad_output, input, points, None, grad_points, *sampling)
+    return grad_input
+
+
 def _input_gradient(
     grad_output: Tensor, input: Tensor, points: Tensor, align_corners: bool, mode: str, padding_mode: str,
     grad_points=None,
@@ -167,6 +210,8 @@ def _input_gradient(
     it): one bridge call, or two for the channels-last scatter (each reads grad_output in
     the order it wants)."""
     sampling = (align_corners, mode, padding_mode)
+    if _sorted_sums(input, points.shape[1]):
+        return _sorted_gradient(grad_output, input, points, sampling, grad_points)
     shared = _shared_sums(input, points.shape[1])
     if not shared and _scatter_channels_last(input, points.shape[1]):
         n, c, h, w = input.shape

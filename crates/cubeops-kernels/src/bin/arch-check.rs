@@ -76,6 +76,20 @@ fn variants(cc: u32) -> Vec<(Kernel, StorageType, Variant)> {
     for wide_index in [false, true] {
         out.push((Kernel::FixedToFloat, StorageType::Scalar(ElemType::Float(FloatKind::F32)), Variant::index_width(wide_index)));
     }
+    // The sorted deterministic backward: the keys by point type and sampling, the sums by
+    // map and point type (no layout or sampling choice in either).
+    for kind in [FloatKind::F16, FloatKind::BF16, FloatKind::F32] {
+        for wide_index in [false, true] {
+            for sampling in Sampling::all() {
+                let variant = Variant { sampling, channels_last: false, wide_index, f32_points: false };
+                out.push((Kernel::CornerKeys, StorageType::Scalar(ElemType::Float(kind)), variant));
+            }
+            for &f32_points in point_types(kind) {
+                let variant = Variant { sampling: Sampling::default(), channels_last: false, wide_index, f32_points };
+                out.push((Kernel::BackwardInputSorted, StorageType::Scalar(ElemType::Float(kind)), variant));
+            }
+        }
+    }
     for kind in dtypes {
         for sampling in Sampling::all() {
             for (channels_last, pass) in backward_passes(cc, kind, sampling) {

@@ -17,6 +17,7 @@ use crate::point_sample::{
     fixed_to_float_kernel as fixed_to_float, grad_output_max_kernel as grad_max, point_sample_backward_input_fixed_kernel as bwd_input_fixed,
     point_sample_backward_input_ordered_kernel as bwd_input_ordered, point_sample_backward_input_shared_kernel as bwd_input_shared,
     point_sample_backward_input_shared_fixed_kernel as bwd_input_shared_fixed,
+    point_sample_backward_input_sorted_kernel as bwd_input_sorted, point_sample_corner_keys_kernel as corner_keys,
     point_sample_backward_kernel as bwd,
     point_sample_forward_kernel as fwd, BackwardPass, GeometryArgsCompilationArg, Variant,
 };
@@ -54,6 +55,12 @@ pub enum Kernel {
     GradOutputMax,
     BackwardInputFixed,
     FixedToFloat,
+    /// The deterministic backward to the input by sorted corners: each point's four corner
+    /// cells and weights (`CornerKeys`; only the point type and sampling apply), then, after
+    /// the caller's stable sort of the keys, each cell's sum in that order written in the
+    /// map's dtype (`BackwardInputSorted`; layout-agnostic, no sampling).
+    CornerKeys,
+    BackwardInputSorted,
     /// PSAMask; the point_sample [`Variant`] passed with it only contributes `wide_index`.
     PsaMask { distribute: bool, backward: bool },
     /// Multi-scale deformable attention; `index64`: the spatial shapes and level start index
@@ -84,7 +91,7 @@ impl Kernel {
     /// How many arrays the kernel takes (see [`super::launch`]).
     pub fn arity(self) -> usize {
         match self {
-            Kernel::Backward(_) | Kernel::BackwardInputFixed => 5,
+            Kernel::Backward(_) | Kernel::BackwardInputFixed | Kernel::BackwardInputSorted => 5,
             Kernel::BackwardInputSharedFixed => 4,
             Kernel::PsaMask { .. } | Kernel::GradOutputMax => 2,
             Kernel::Msda { pass: MsdaPass::BackwardSampling, .. } => 8,
@@ -297,6 +304,18 @@ pub fn kernel_source<R: Runtime>(
         ),
         Kernel::GradOutputMax => compile_task(
             grad_max::GradOutputMaxKernel::<R>::new(settings, client, array(), array(), geometry(), cl, variant.point_type(storage)),
+            cc,
+            addr,
+        ),
+        Kernel::CornerKeys => compile_task(
+            corner_keys::PointSampleCornerKeysKernel::<R>::new(settings, client, array(), array(), array(), geometry(), sampling, storage),
+            cc,
+            addr,
+        ),
+        Kernel::BackwardInputSorted => compile_task(
+            bwd_input_sorted::PointSampleBackwardInputSortedKernel::<R>::new(
+                settings, client, array(), array(), array(), array(), array(), geometry(), [variant.point_type(storage), storage],
+            ),
             cc,
             addr,
         ),

@@ -46,6 +46,8 @@ impl LaunchGeometry for Geometry {
             Kernel::BackwardInputShared => self.shared_blocks(false) * CUBE_DIM as usize,
             Kernel::BackwardInputSharedFixed => self.shared_blocks(true) * CUBE_DIM as usize,
             Kernel::FixedToFloat => self.n * self.channels * self.height * self.width,
+            Kernel::CornerKeys => self.n * self.num_points,
+            Kernel::BackwardInputSorted => self.n * self.num_points * crate::point_sample::CORNERS * self.channels,
             Kernel::GradOutputMax => self.output_elements().div_ceil(crate::point_sample::MAX_PER_THREAD),
             _ => self.output_elements(),
         }
@@ -276,6 +278,9 @@ pub fn launch(
         Kernel::BackwardInputOrdered | Kernel::BackwardInputShared | Kernel::BackwardInputSharedFixed => Variant { channels_last: false, ..variant },
         Kernel::FixedToFloat => Variant::index_width(variant.wide_index),
         Kernel::GradOutputMax => Variant { sampling: Default::default(), ..variant },
+        // The keys read the points only (the caller passes their type as the storage type).
+        Kernel::CornerKeys => Variant { channels_last: false, f32_points: false, ..variant },
+        Kernel::BackwardInputSorted => Variant { channels_last: false, sampling: Default::default(), ..variant },
         _ => variant,
     };
 

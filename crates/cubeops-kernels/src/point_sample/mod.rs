@@ -3,13 +3,15 @@
 //! border, reflection). Kernels: forward, backward (to the input by atomic scatter and/or
 //! to the points, one pass), backward to the input `shared` (NCHW planes summed in shared
 //! memory; CUDA, through the zero-copy launcher), `ordered` (deterministic, no atomics) and
-//! `fixed` (deterministic, integer atomics; CUDA, through the zero-copy launcher); `launch`
+//! `fixed` (deterministic, integer atomics; CUDA, through the zero-copy launcher), `sorted`
+//! (deterministic, corners sorted by cell; CUDA, through the zero-copy launcher); `launch`
 //! holds their host-side launchers.
 
 mod backward;
 mod backward_input_fixed;
 mod backward_input_ordered;
 mod backward_input_shared;
+mod backward_input_sorted;
 mod forward;
 mod launch;
 mod sampling;
@@ -23,6 +25,7 @@ pub use backward_input_shared::{
     point_sample_backward_input_shared_fixed_kernel, point_sample_backward_input_shared_kernel, shared_tiles,
     SHARED_CELLS, SHARED_FIXED_CELLS, SHARED_MAX_TILES,
 };
+pub use backward_input_sorted::{point_sample_backward_input_sorted_kernel, point_sample_corner_keys_kernel, CORNERS};
 pub use forward::point_sample_forward_kernel;
 pub use launch::{
     accumulation_type, backward_vector, launch_backward, launch_backward_input_ordered, launch_forward, supports_atomic_add,
