@@ -159,9 +159,11 @@ def _shared_sums(input: Tensor, num_points: int) -> bool:
     )
 
 
-# In deterministic mode the input's gradient of channels-last CUDA maps is summed by sorted
-# corners (`_sorted_gradient`) unless `CUBEOPS_POINT_SAMPLE_SORTED=0` (read at import).
-SORTED_SUMS = os.environ.get("CUBEOPS_POINT_SAMPLE_SORTED", "1") != "0"
+# Opt-in (`CUBEOPS_POINT_SAMPLE_SORTED=1`, read at import): in deterministic mode the input's
+# gradient of channels-last CUDA maps summed by sorted corners (`_sorted_gradient`), float
+# sums in a fixed order instead of fixed point. Off by default: on an H100 it was slower than
+# the fixed-point path on most benchmark rows (docs/benchmarks.md, session 15).
+SORTED_SUMS = os.environ.get("CUBEOPS_POINT_SAMPLE_SORTED", "0") == "1"
 _U32 = (1 << 32) - 1
 
 
