@@ -210,7 +210,7 @@ def _input_gradient(
 ) -> Tensor:
     """The input's gradient in its dtype (and, when `grad_points` is given, the points' in
     it): one bridge call, or two for the channels-last scatter (each reads grad_output in
-    the order it wants)."""
+    the order it wants) and for the opt-in sorted sums (`_sorted_gradient`)."""
     sampling = (align_corners, mode, padding_mode)
     if _sorted_sums(input, points.shape[1]):
         return _sorted_gradient(grad_output, input, points, sampling, grad_points)
