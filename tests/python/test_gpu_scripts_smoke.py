@@ -1,5 +1,6 @@
-"""The GPU machine's soak and DDP scripts (tests/gpu/) run small on the CPU here, so they
-cannot rot between GPU sessions. Their GPU figures are in docs/reliability.md."""
+"""The GPU machine's soak, DDP and A/B scripts (tests/gpu/) run small on the CPU here, so they
+cannot rot between GPU sessions. Their GPU figures are in docs/reliability.md (soak, DDP) and
+docs/benchmarks.md (A/B)."""
 
 import os
 import subprocess
@@ -26,3 +27,13 @@ def test_ddp_two_cpu_processes():
              str(GPU_DIR / "ddp_point_sample.py"), "--device", "cpu"])
     assert r.returncode == 0, r.stdout + r.stderr
     assert "rank 1/2 on cpu" in r.stdout and "DDP on 2 CPU processes: PASS" in r.stdout, r.stdout
+
+
+def test_ab_wheels_smoke_on_cpu():
+    """The A/B of two installs, here the installed package against itself, tiny and on the CPU."""
+    import cubeops
+
+    site = str(Path(cubeops.__file__).resolve().parents[1])
+    r = run([str(GPU_DIR / "ab_wheels.py"), site, site, "--device", "cpu", "--quick"])
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "new f+b" in r.stdout and "det new" in r.stdout and "A/B done" in r.stdout, r.stdout
