@@ -10,6 +10,9 @@ __version__: str
 POINT_SAMPLE_SHARED_CELLS: int
 POINT_SAMPLE_SHARED_MAX_TILES: int
 POINT_SAMPLE_SHARED_FIXED_CELLS: int
+# Cells per tile of the (not deterministic) shared-memory sums on a CUDA device: more than
+# POINT_SAMPLE_SHARED_CELLS where the architecture lets a block opt in to more shared memory.
+def point_sample_shared_cells(device: int) -> int: ...
 
 # `stream` is a CUstream (torch.cuda.current_stream().cuda_stream) for CUDA tensors, 0 on the CPU.
 # mode: 'bilinear' | 'nearest'; padding_mode: 'zeros' | 'border' | 'reflection' (else ValueError).

@@ -285,28 +285,41 @@ def test_wide_nchw_maps_scatter_channels_last(dtype, tol, points_grad, monkeypat
         torch.testing.assert_close(got.double(), ref, rtol=tol, atol=tol, msg=lambda m: f"{name}: {m}")
 
 
-@pytest.mark.parametrize("shape,shared", [
-    ((2, 5, 200, 200), True),   # 4 tiles of 61 rows: corners on both sides of tile edges
-    ((1, 2, 1000, 20), True),   # 2 tiles
-    ((3, 4, 9, 11), True),      # one tile, rows shorter than a block
-    ((1, 2, 2000, 100), False),  # 17 tiles: global atomics
-    ((1, 2, 3, 13000), False),  # a row does not fit: global atomics
+# Tiles of 48 KiB, and of 224 KiB (57,344 cells, 1,024 threads; sm_90's opt-in maximum).
+@pytest.mark.parametrize("shape,shared,large", [
+    ((2, 5, 200, 200), True, 1),     # 4 tiles of 61 rows: corners on both sides of tile edges; large: 1
+    ((1, 2, 1000, 20), True, 1),     # 2 tiles; large: 1
+    ((3, 4, 9, 11), True, 0),        # one tile, rows shorter than a block (large tiles: no fewer)
+    ((1, 2, 2000, 100), False, 4),   # 17 tiles: global atomics; large: 4 of 573 rows
+    ((1, 2, 900, 400), False, 7),    # 30 tiles; large: 7 of 143 rows (400 x 400 maps: 3)
+    ((1, 2, 3, 13000), False, 1),    # a row does not fit: global atomics; large: 1 tile
 ])
+@pytest.mark.parametrize("large_tiles", [False, True])
 @pytest.mark.parametrize("dtype,tol", [(torch.float32, 1e-5), (torch.float16, 5e-3)])
 @pytest.mark.parametrize("sampling", [{}, dict(mode="nearest", padding_mode="reflection", align_corners=True)])
-def test_nchw_gradient_summed_in_shared_memory(shape, shared, dtype, tol, sampling, monkeypatch):
+def test_nchw_gradient_summed_in_shared_memory(shape, shared, large, large_tiles, dtype, tol, sampling, monkeypatch):
     """With the shared-memory sums on, NCHW maps whose planes tile into few blocks get the
     input's gradient summed per tile in shared memory and written whole in their dtype (no
-    zero fill, no float32 buffer), others by global atomics: both match float64 grid_sample,
-    with points off the map and on tile edges."""
+    zero fill, no float32 buffer), in 48 KiB tiles or, where they take fewer, in large ones
+    (`large`: their count on sm_90), others by global atomics: all match float64
+    grid_sample, with points off the map and on tile edges."""
+    from cubeops import _native
     from cubeops.ops import point_sample as ops
 
     monkeypatch.setattr(ops, "SHARED_SUMS", True)
+    monkeypatch.setattr(ops, "LARGE_TILES", large_tiles)
     gen = torch.Generator().manual_seed(sum(shape))
     x64 = torch.randn(shape, generator=gen, dtype=torch.float64)
     p64 = torch.rand(shape[0], 3000, 2, generator=gen, dtype=torch.float64) * 1.2 - 0.1
     x = x64.to("cuda", dtype).requires_grad_()
-    assert ops._shared_sums(x, p64.shape[1]) == shared
+    cells = ops._shared_sums(x, p64.shape[1])
+    if not large_tiles:
+        assert cells == (_native.POINT_SAMPLE_SHARED_CELLS if shared else 0)
+    elif torch.cuda.get_device_capability(x.device)[0] == 9:
+        assert _native.point_sample_shared_cells(x.get_device()) == 57344
+        assert cells == (57344 if large else _native.POINT_SAMPLE_SHARED_CELLS if shared else 0)
+        if large:
+            assert ops._tiles(*shape[2:], cells) == large
     # The points' gradient scales with the width: past float16's range on 13000 pixels.
     points_grad = not sampling and dtype == torch.float32
     p = p64.to("cuda", dtype).requires_grad_(points_grad)
@@ -351,7 +364,7 @@ def test_deterministic_shared_sums_match_the_global_fixed_point_bits(determinist
 
     def grad_input(shared):
         monkeypatch.setattr(ops, "SHARED_SUMS", shared)
-        assert ops._shared_sums(x, p64.shape[1]) == shared
+        assert bool(ops._shared_sums(x, p64.shape[1])) == shared
         return torch.autograd.grad(cubeops.point_sample(x, p), x, g)[0]
 
     runs = [grad_input(True) for _ in range(3)]
@@ -380,10 +393,12 @@ def test_deterministic_shared_sums_match_the_global_fixed_point_bits(determinist
     torch.testing.assert_close(runs[0].double()[~special] / scale, want[~special] / scale, rtol=0, atol=tol)
 
 
-@pytest.mark.parametrize("case", ["float32 buffer for bf16", "channels-last buffer", "float64", "17 tiles", "deterministic"])
+@pytest.mark.parametrize(
+    "case", ["float32 buffer for bf16", "channels-last buffer", "float64", "17 tiles", "deterministic", "tile size not built"]
+)
 def test_shared_sums_refuse_buffers_they_cannot_fill(case):
-    """The bridge checks what `shared=True` needs and says which condition failed, instead
-    of writing a buffer it does not fit."""
+    """The bridge checks what `shared` (cells per tile) needs and says which condition
+    failed, instead of writing a buffer it does not fit or launching a kernel not built."""
     from cubeops import _native
     from cubeops._bridge import describe, stream
 
@@ -397,5 +412,8 @@ def test_shared_sums_refuse_buffers_they_cannot_fill(case):
         gi = gi.to(memory_format=torch.channels_last)
     args = (describe(g), describe(x), describe(p), describe(gi), None, False, "bilinear", "zeros", case == "deterministic",
             stream(x))
+    cells = {"deterministic": _native.POINT_SAMPLE_SHARED_FIXED_CELLS, "tile size not built": 1000}.get(
+        case, _native.POINT_SAMPLE_SHARED_CELLS
+    )
     with pytest.raises(ValueError, match="`shared` sums need"):
-        _native.point_sample_backward(*args, None, True)
+        _native.point_sample_backward(*args, None, cells)

@@ -86,7 +86,9 @@ pub struct Grads<'a> {
     /// f16/bf16/f32 (row-major planes) that tile into at most `SHARED_MAX_TILES` blocks
     /// ([`check_shared`]). In deterministic mode with fixed-point sums
     /// (`..._shared_fixed_kernel`, smaller tiles), `fixed_point` holding at least one element.
-    pub shared: bool,
+    /// The cells per tile (0: not in shared memory): `SHARED_FIXED_CELLS` when
+    /// deterministic, else `SHARED_CELLS` or the device's [`large_shared_cells`].
+    pub shared: usize,
 }
 
 /// The fixed-point deterministic backward's buffer: int64, one element more than the
@@ -115,9 +117,9 @@ pub fn backward(grad: &TensorDesc, input: &TensorDesc, points: &TensorDesc, grad
         Some(gi) => {
             let span = dense_span(gi).ok_or_else(|| PyValueError::new_err("`grad_input` must be dense (no gaps, no overlaps)"))?;
             let gi_geo = geometry(gi, points, grad)?;
-            let shared = grads.shared;
+            let (cells, shared) = (grads.shared, grads.shared > 0);
             if shared {
-                check_shared(gi, input, &gi_geo, grads.deterministic)?;
+                check_shared(gi, input, &gi_geo, grads.deterministic, cells)?;
                 if grads.deterministic && grads.fixed_point.is_none() {
                     return Err(PyValueError::new_err("deterministic `shared` sums need `fixed`: one int64 on the input's device"));
                 }
@@ -128,19 +130,20 @@ pub fn backward(grad: &TensorDesc, input: &TensorDesc, points: &TensorDesc, grad
                 }
                 cuda::zero(input.device as usize, stream, gi.ptr as u64, span * gi.dtype.size()).map_err(PyRuntimeError::new_err)?;
             }
-            Some((gi, gi_geo, shared))
+            Some((gi, gi_geo, shared, cells))
         }
         None => None,
     };
     let mut gather = grads.points;
-    if let Some((gi, gi_geo, shared)) = accumulation {
+    if let Some((gi, gi_geo, shared, cells)) = accumulation {
         let fixed_point = grads.fixed_point.filter(|_| grads.deterministic && (shared || gi.dtype == DType::F32));
         if let Some(fp) = fixed_point {
             fixed_point_backward(grad, input, points, gi, &gi_geo, &fp.sums, shared, sampling, stream)?;
         } else if shared {
             // Every cell written (no zero fill); the points' gradient gets its own pass below.
             let variant = variant(gi, input, points, &[grad, points, gi], sampling);
-            run(Kernel::BackwardInputShared, stream, &gi_geo, variant, input.dtype, &[grad, points, gi])?;
+            let kernel = Kernel::BackwardInputShared { cells: cells as u32 };
+            run(kernel, stream, &gi_geo, variant, input.dtype, &[grad, points, gi])?;
         } else if grads.deterministic {
             let variant = variant(gi, input, points, &[grad, points, gi], sampling);
             run(Kernel::BackwardInputOrdered, stream, &gi_geo, variant, input.dtype, &[grad, points, gi])?;
@@ -194,21 +197,38 @@ fn fixed_point_backward(
     launch(Kernel::FixedToFloat, &[fixed, largest, DeviceArray { ptr: gi.ptr as u64, len: span }])
 }
 
-/// `shared`'s conditions ([`Grads::shared`]), as a clear error when one fails.
-fn check_shared(gi: &TensorDesc, input: &TensorDesc, geo: &Geometry, deterministic: bool) -> PyResult<()> {
+/// The large tiles of the (not deterministic) shared-memory sums on `device`, in cells
+/// (`point_sample::large_shared_cells` of its architecture), else `SHARED_CELLS`.
+pub fn large_shared_cells(device: usize) -> PyResult<usize> {
+    let cc = cuda::compute_capability(device).map_err(PyRuntimeError::new_err)?;
+    Ok(point_sample::large_shared_cells(cc).unwrap_or(point_sample::SHARED_CELLS))
+}
+
+/// `shared`'s conditions ([`Grads::shared`]: `cells` per tile), as a clear error when one fails.
+fn check_shared(gi: &TensorDesc, input: &TensorDesc, geo: &Geometry, deterministic: bool, cells: usize) -> PyResult<()> {
     let [_, map_c, map_h, map_w] = geo.map_strides;
     let row_major = map_w == 1 && (geo.height <= 1 || map_h == geo.width) && (geo.channels <= 1 || map_c >= geo.height * geo.width);
-    let tiles = point_sample::shared_tiles(geo.height, geo.width, deterministic).map_or(usize::MAX, |(tiles, _)| tiles);
-    let why = if input.dtype == DType::F64 || gi.dtype != input.dtype {
+    let tiles = point_sample::shared_tiles(geo.height, geo.width, cells).map_or(usize::MAX, |(tiles, _)| tiles);
+    let allowed = if deterministic {
+        cells == point_sample::SHARED_FIXED_CELLS
+    } else {
+        cells == point_sample::SHARED_CELLS || cells == large_shared_cells(input.device as usize)?
+    };
+    let why = if !allowed {
+        "POINT_SAMPLE_SHARED_FIXED_CELLS cells per tile when deterministic, else POINT_SAMPLE_SHARED_CELLS or point_sample_shared_cells(device)"
+    } else if input.dtype == DType::F64 || gi.dtype != input.dtype {
         "`grad_input` of the input's dtype, float16, bfloat16 or float32"
     } else if !row_major {
         "`grad_input` with row-major planes (NCHW)"
     } else if tiles > point_sample::SHARED_MAX_TILES {
-        "non-empty planes of at most POINT_SAMPLE_SHARED_MAX_TILES tiles of POINT_SAMPLE_SHARED_CELLS cells (POINT_SAMPLE_SHARED_FIXED_CELLS when deterministic)"
+        "non-empty planes of at most POINT_SAMPLE_SHARED_MAX_TILES tiles"
     } else {
         return Ok(());
     };
-    Err(PyValueError::new_err(format!("`shared` sums need {why} (grad_input {:?} {}, strides {:?})", gi.shape, gi.dtype, gi.strides)))
+    Err(PyValueError::new_err(format!(
+        "`shared` sums need {why} (grad_input {:?} {}, strides {:?}; {cells} cells per tile)",
+        gi.shape, gi.dtype, gi.strides
+    )))
 }
 
 /// Elements from the first to one past the last of a tensor with no gaps and no overlaps

@@ -111,14 +111,14 @@ fn point_sample_forward(
 ///   `deterministic` picks a CUDA kernel without float atomics on finite values (the CPU
 ///   kernel is deterministic anyway): with `fixed` (int64, grad_input's element count plus
 ///   one; zeroed here; see `cuda::FixedPoint`) and a float32 `grad_input` the one with
-///   64-bit integer atomics, else the ordered one. `shared` (CUDA): `grad_input` is NCHW in
-///   the input's dtype (f16/bf16/f32), summed per plane in shared memory and written whole
-///   (see `cuda::Grads::shared`); deterministically in fixed point, with `fixed` of one
-///   element, when `deterministic`.
+///   64-bit integer atomics, else the ordered one. `shared` (CUDA; cells per tile, 0 for
+///   none): `grad_input` is NCHW in the input's dtype (f16/bf16/f32), summed per plane in
+///   shared memory and written whole (see `cuda::Grads::shared`); deterministically in fixed
+///   point, with `fixed` of one element, when `deterministic`.
 /// - `grad_points`: `(N, P, 2)`, contiguous; bilinear only on CUDA (nearest's is zero).
 /// One call for both: host time is what small problems pay.
 #[pyfunction]
-#[pyo3(signature = (grad_output, input, points, grad_input, grad_points, align_corners, mode, padding_mode, deterministic, stream, fixed=None, shared=false))]
+#[pyo3(signature = (grad_output, input, points, grad_input, grad_points, align_corners, mode, padding_mode, deterministic, stream, fixed=None, shared=0))]
 #[allow(clippy::too_many_arguments)]
 fn point_sample_backward(
     py: Python<'_>,
@@ -133,7 +133,7 @@ fn point_sample_backward(
     deterministic: bool,
     stream: u64,
     fixed: Option<Bound<'_, PyAny>>,
-    shared: bool,
+    shared: usize,
 ) -> PyResult<()> {
     let sampling = sampling(align_corners, mode, padding_mode)?;
     let mut args = vec![("grad_output", &grad_output), ("input", &input), ("points", &points)];
@@ -421,6 +421,14 @@ fn min_nvrtc(cc: u32) -> (i32, i32) {
     cubeops_kernels::cuda::compile::min_nvrtc(cc)
 }
 
+/// The large tiles of point_sample's shared-memory sums (not deterministic) on CUDA device
+/// `device`, in cells: more than `POINT_SAMPLE_SHARED_CELLS` where the architecture lets a
+/// block opt in to more shared memory, else `POINT_SAMPLE_SHARED_CELLS`.
+#[pyfunction]
+fn point_sample_shared_cells(py: Python<'_>, device: usize) -> PyResult<usize> {
+    py.detach(|| cuda::large_shared_cells(device))
+}
+
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(point_sample_forward, m)?)?;
@@ -437,6 +445,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(nvrtc_version, m)?)?;
     m.add_function(wrap_pyfunction!(loaded_kernels, m)?)?;
     m.add_function(wrap_pyfunction!(min_nvrtc, m)?)?;
+    m.add_function(wrap_pyfunction!(point_sample_shared_cells, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     // Which NCHW maps the CUDA bridge can sum in shared memory (`cuda::Grads::shared`).
     m.add("POINT_SAMPLE_SHARED_CELLS", cubeops_kernels::point_sample::SHARED_CELLS)?;

@@ -50,19 +50,26 @@ def _run_forward(input: Tensor, points: Tensor, align_corners: bool, mode: str, 
     return out
 
 
-def _new_grad_input(input: Tensor, shared: bool = False) -> Tensor:
+def _new_like(t: Tensor) -> Tensor:
+    """An uninitialised contiguous tensor of `t`'s shape, dtype and device. torch.empty_like
+    costs less host time than `t.new_empty(t.shape)` (on an H100 host, 4.1 against 7.0 us
+    per CUDA tensor); it keeps a dense tensor's strides, so only contiguous `t` takes it."""
+    return torch.empty_like(t) if t.is_contiguous() else t.new_empty(t.shape)
+
+
+def _new_grad_input(input: Tensor, shared: int = 0) -> Tensor:
     """The buffer the input gradient is computed in (`input` gives shape, dtype, device and
     layout; its values are not read): on the CPU the result itself; on CUDA, for sums in
     shared memory (`shared`, see `_shared_sums`), the result itself, NCHW; else a float32
     (float64) buffer in the input's layout that the native backward zeroes on the stream (no
     torch op: host time) and the kernels add into."""
     if shared or not input.is_cuda:
-        return input.new_empty(input.shape)
+        return _new_like(input)
     acc = torch.float64 if input.dtype == torch.float64 else torch.float32
     return torch.empty_like(input, dtype=acc)
 
 
-def _fixed_point(grad_output: Tensor, grad_input: Tensor, shared: bool):
+def _fixed_point(grad_output: Tensor, grad_input: Tensor, shared: int):
     """The deterministic CUDA backward's int64 buffer for a float32 gradient buffer, or for
     sums in shared memory (None otherwise): the fixed-point sums (not for `shared`), then one
     element the kernels find the largest finite |grad_output| in, from which they scale;
@@ -76,13 +83,14 @@ def _fixed_point(grad_output: Tensor, grad_input: Tensor, shared: bool):
 
 def _launch_backward(
     grad_output: Tensor, input: Tensor, points: Tensor, grad_input, grad_points, align_corners: bool, mode: str,
-    padding_mode: str, shared: bool = False,
+    padding_mode: str, shared: int = 0,
 ) -> None:
     """Fills the gradient buffers given (either may be None) in one bridge call; under
     torch.use_deterministic_algorithms(True) on CUDA the input's gradient without float
     atomics: by 64-bit integer atomics (fixed point) into float32 buffers, else (float64) by
-    the kernel that adds in order. `shared`: a `_new_grad_input(input, True)` buffer, summed
-    in shared memory (in fixed point when deterministic)."""
+    the kernel that adds in order. `shared`: the cells per tile (`_shared_sums`) of a
+    `_new_grad_input(input, shared)` buffer, summed in shared memory (in fixed point when
+    deterministic); 0: not."""
     deterministic = torch.are_deterministic_algorithms_enabled()
     # Held until the launches are enqueued: freed earlier, the caching allocator could hand
     # the block to another allocation on this stream before our kernels use it.
@@ -99,7 +107,9 @@ def _launch_backward(
 # NCHW maps with at least this many channels, and calls with at least this many atomic adds
 # (N * C * P), add their gradient into a channels-last buffer (`_scatter_channels_last`).
 # Below the second, the backward is bound by host time, which the extra transposes add to.
-CHANNELS_LAST_SCATTER_MIN = 64
+# (32: at (8, 32, 200x200, 100,000) the scatter took 0.56 ms on an H100, the shared-memory
+# sums 1.13 and global atomics 1.45; session 16, docs/benchmarks.md.)
+CHANNELS_LAST_SCATTER_MIN = 32
 CHANNELS_LAST_SCATTER_MIN_ADDS = 1 << 23
 
 
@@ -130,33 +140,59 @@ def _scatter_channels_last(input: Tensor, num_points: int) -> bool:
 # A/B of session 14 (docs/benchmarks.md).
 SHARED_SUMS = os.environ.get("CUBEOPS_POINT_SAMPLE_SHARED", "1") != "0"
 # Each block walks all points of its map: above this many points the walk is long, and is
-# worth it only with enough blocks to fill the GPU (at 1 x 128 planes x 4 tiles, 100,000
-# points: 0.7x the global atomics' time on an H100; at 8 x 32 planes: 1.23x).
+# worth it only with enough threads to fill the GPU (session 14, 48 KiB tiles: at 1 x 128
+# planes x 4 tiles, 100,000 points, 0.7x the global atomics' time on an H100; at 8 x 32
+# planes, 1.23x; session 16, 224 KiB tiles: at 2 x 32 planes x 3 tiles of 1,024 threads,
+# 32,768 points, 1.2x), and only where the channels-last scatter cannot take it (at 8 x 32
+# planes it took half the walk's time).
 SHARED_LONG_WALK = 16384
-SHARED_LONG_WALK_MIN_BLOCKS = 1024
+SHARED_LONG_WALK_MIN_THREADS = 192 * 1024
+# Tiles larger than 48 KiB where the GPU lets a block opt in to more shared memory (sm_90:
+# 224 KiB, 57,344 cells; 1,024 threads a block), unless `CUBEOPS_POINT_SAMPLE_LARGE_TILES=0`
+# (read at import): fewer tiles per plane, so fewer walks over the points.
+LARGE_TILES = os.environ.get("CUBEOPS_POINT_SAMPLE_LARGE_TILES", "1") != "0"
 
 
-def _shared_sums(input: Tensor, num_points: int) -> bool:
-    """Whether the CUDA bridge is to sum the input's gradient per plane in shared memory and
-    write it whole into an NCHW buffer of the input's dtype (no zero fill, no float32 buffer
-    and cast; instead of the channels-last scatter too): NCHW-ordered f16/bf16/f32 maps whose
-    planes tile into few blocks (the bridge's `check_shared`) and whose blocks' walks over
-    all points pay (`SHARED_LONG_WALK`); in deterministic mode, in fixed point, with smaller
-    tiles."""
+@functools.cache
+def _large_cells(device_index: int) -> int:
+    return _native.point_sample_shared_cells(device_index)
+
+
+def _tiles(height: int, width: int, cells: int) -> int:
+    # The bridge's `shared_tiles`: whole rows per tile (0: a row does not fit).
+    return 0 if width > cells else -(-height // min(cells // width, height))
+
+
+def _shared_sums(input: Tensor, num_points: int) -> int:
+    """The cells per tile (0: no) in which the CUDA bridge is to sum the input's gradient
+    per plane in shared memory and write it whole into an NCHW buffer of the input's dtype
+    (no zero fill, no float32 buffer and cast; instead of the channels-last scatter too):
+    NCHW-ordered f16/bf16/f32 maps whose planes tile into few blocks (the bridge's
+    `check_shared`) and whose blocks' walks over all points pay (`SHARED_LONG_WALK`: long
+    walks only where the channels-last scatter cannot serve). Large tiles where they take
+    fewer tiles than 48 KiB ones; in deterministic mode fixed point, in smaller tiles."""
     if not SHARED_SUMS or not input.is_cuda or input.dtype == torch.float64:
-        return False
+        return 0
     n, c, height, width = input.shape
     strides = input.stride()
-    deterministic = torch.are_deterministic_algorithms_enabled()
-    cells = _native.POINT_SAMPLE_SHARED_FIXED_CELLS if deterministic else _native.POINT_SAMPLE_SHARED_CELLS
-    if strides[1] < strides[3] or height == 0 or width == 0 or width > cells:
-        return False
-    rows = min(cells // width, height)
-    tiles = -(-height // rows)
-    blocks = n * c * tiles
-    return tiles <= _native.POINT_SAMPLE_SHARED_MAX_TILES and (
-        num_points <= SHARED_LONG_WALK or blocks >= SHARED_LONG_WALK_MIN_BLOCKS
+    if strides[1] < strides[3] or height == 0 or width == 0:
+        return 0
+    if torch.are_deterministic_algorithms_enabled():
+        cells = _native.POINT_SAMPLE_SHARED_FIXED_CELLS
+        tiles = _tiles(height, width, cells)
+    else:
+        cells = _native.POINT_SAMPLE_SHARED_CELLS
+        tiles = _tiles(height, width, cells)
+        large = _large_cells(input.get_device()) if LARGE_TILES else cells
+        large_tiles = _tiles(height, width, large)
+        if large_tiles and (not tiles or large_tiles < tiles):
+            cells, tiles = large, large_tiles
+    threads = n * c * tiles * (1024 if cells > _native.POINT_SAMPLE_SHARED_CELLS else 256)
+    use = 0 < tiles <= _native.POINT_SAMPLE_SHARED_MAX_TILES and (
+        num_points <= SHARED_LONG_WALK
+        or (threads >= SHARED_LONG_WALK_MIN_THREADS and not _scatter_channels_last(input, num_points))
     )
+    return cells if use else 0
 
 
 # Opt-in (`CUBEOPS_POINT_SAMPLE_SORTED=1`, read at import): in deterministic mode the input's
@@ -245,7 +281,7 @@ def _run_grad_points(
 ) -> Tensor:
     if mode == "nearest":
         return _zero_grad_points(points)
-    grad_points = points.new_empty(points.shape)
+    grad_points = _new_like(points)
     _launch_backward(grad_output, input, points, None, grad_points, align_corners, mode, padding_mode)
     return grad_points
 
@@ -288,7 +324,7 @@ def _eager_backward(ctx, grad_output):
     input, points = ctx.saved_tensors
     align_corners, mode, padding_mode = ctx.sampling
     launch_points = ctx.needs_input_grad[1] and mode != "nearest"
-    grad_points = points.new_empty(points.shape) if launch_points else None
+    grad_points = _new_like(points) if launch_points else None
     grad_input = None
     if ctx.needs_input_grad[0]:
         grad_input = _input_gradient(grad_output, input, points, align_corners, mode, padding_mode, grad_points)

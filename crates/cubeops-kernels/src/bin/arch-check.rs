@@ -22,7 +22,7 @@ use cubecl::prelude::*;
 use cubeops_kernels::cuda::compile::{arch_flag, kernel_source, nvrtc, nvrtc_version, Kernel, MsdaPass};
 use cubeops_kernels::focal_loss::FocalLoss;
 use cubeops_kernels::cuda::{add_include_dirs, include_dirs};
-use cubeops_kernels::point_sample::{BackwardPass, Interpolation, Sampling, Variant};
+use cubeops_kernels::point_sample::{large_shared_cells, BackwardPass, Interpolation, Sampling, Variant, SHARED_CELLS};
 
 const DEFAULT_ARCHS: [u32; 7] = [75, 80, 86, 89, 90, 100, 120];
 
@@ -62,7 +62,11 @@ fn variants(cc: u32) -> Vec<(Kernel, StorageType, Variant)> {
                         let variant = Variant { sampling, channels_last, wide_index, f32_points };
                         out.push((Kernel::BackwardInputFixed, StorageType::Scalar(ElemType::Float(kind)), variant));
                         if !channels_last {
-                            out.push((Kernel::BackwardInputShared, StorageType::Scalar(ElemType::Float(kind)), variant));
+                            // 48 KiB tiles, and the architecture's large ones (opt-in shared memory).
+                            for cells in std::iter::once(SHARED_CELLS).chain(large_shared_cells(cc)) {
+                                let kernel = Kernel::BackwardInputShared { cells: cells as u32 };
+                                out.push((kernel, StorageType::Scalar(ElemType::Float(kind)), variant));
+                            }
                             out.push((Kernel::BackwardInputSharedFixed, StorageType::Scalar(ElemType::Float(kind)), variant));
                         }
                         if sampling == Sampling::default() {

@@ -43,8 +43,10 @@ pub enum Kernel {
     /// The deterministic backward to the input (no atomics); ignores `Variant::channels_last`.
     BackwardInputOrdered,
     /// The backward to the input of row-major planes, summed in shared memory and written in
-    /// the map's dtype (f16, bf16, f32); ignores `Variant::channels_last`.
-    BackwardInputShared,
+    /// the map's dtype (f16, bf16, f32), in tiles of `cells` cells
+    /// (`point_sample::SHARED_CELLS`, or `large_shared_cells`); ignores
+    /// `Variant::channels_last`.
+    BackwardInputShared { cells: u32 },
     /// The same, deterministic: 64-bit fixed-point sums in shared memory, scaled from
     /// `GradOutputMax`'s result.
     BackwardInputSharedFixed,
@@ -99,6 +101,14 @@ impl Kernel {
             Kernel::Msda { .. } => 6,
             Kernel::Focal { .. } => 4,
             _ => 3,
+        }
+    }
+
+    /// Threads per block: [`CUBE_DIM`], but for the shared-memory sums in large tiles.
+    pub fn cube_dim(self) -> u32 {
+        match self {
+            Kernel::BackwardInputShared { cells } => crate::point_sample::shared_cube_dim(cells as usize),
+            _ => CUBE_DIM,
         }
     }
 }
@@ -237,7 +247,7 @@ pub fn kernel_source<R: Runtime>(
     storage: StorageType,
 ) -> Result<CompiledKernel<CudaCompiler>, String> {
     let addr = crate::address_type(variant.wide_index);
-    let settings = KernelSettings::default().cube_dim(CubeDim::new_1d(CUBE_DIM)).address_type(addr);
+    let settings = KernelSettings::default().cube_dim(CubeDim::new_1d(kernel.cube_dim())).address_type(addr);
     let client = client.clone();
     let (sampling, cl) = (variant.sampling, variant.channels_last);
     match kernel {
@@ -264,9 +274,9 @@ pub fn kernel_source<R: Runtime>(
             cc,
             addr,
         ),
-        Kernel::BackwardInputShared => compile_task(
+        Kernel::BackwardInputShared { cells } => compile_task(
             bwd_input_shared::PointSampleBackwardInputSharedKernel::<R>::new(
-                settings, client, array(), array(), array(), geometry(), sampling, [variant.point_type(storage), storage],
+                settings, client, array(), array(), array(), geometry(), sampling, cells as usize, [variant.point_type(storage), storage],
             ),
             cc,
             addr,

@@ -43,8 +43,8 @@ impl LaunchGeometry for Geometry {
         match kernel {
             Kernel::Backward(pass) => pass.threads(self.n * self.num_points),
             Kernel::BackwardInputOrdered => self.ordered_threads(),
-            Kernel::BackwardInputShared => self.shared_blocks(false) * CUBE_DIM as usize,
-            Kernel::BackwardInputSharedFixed => self.shared_blocks(true) * CUBE_DIM as usize,
+            Kernel::BackwardInputShared { cells } => self.shared_blocks(cells as usize) * kernel.cube_dim() as usize,
+            Kernel::BackwardInputSharedFixed => self.shared_blocks(crate::point_sample::SHARED_FIXED_CELLS) * CUBE_DIM as usize,
             Kernel::FixedToFloat => self.n * self.channels * self.height * self.width,
             Kernel::CornerKeys => self.n * self.num_points,
             Kernel::BackwardInputSorted => self.n * self.num_points * crate::point_sample::CORNERS * self.channels,
@@ -183,6 +183,11 @@ fn load(kernel: Kernel, variant: Variant, storage: StorageType, device: usize, c
     unsafe {
         let module = driver("cuModuleLoadData", cudarc::driver::result::module::load_data(ptx.as_ptr().cast()))?;
         let function = driver("cuModuleGetFunction", cudarc::driver::result::module::get_function(module, name))?;
+        if shared_bytes > 48 * 1024 {
+            // Dynamic shared memory above 48 KiB is opt-in, per function.
+            let attribute = cudarc::driver::sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES;
+            driver("cuFuncSetAttribute", cudarc::driver::result::function::set_function_attribute(function, attribute, shared_bytes as i32))?;
+        }
         Ok(Loaded { _module: module, function, shared_bytes })
     }
 }
@@ -267,7 +272,8 @@ pub fn launch(
     if threads == 0 {
         return Ok(());
     }
-    let blocks = u32::try_from(threads.div_ceil(CUBE_DIM as usize))
+    let cube_dim = kernel.cube_dim();
+    let blocks = u32::try_from(threads.div_ceil(cube_dim as usize))
         .ok()
         .filter(|b| *b < i32::MAX as u32)
         .ok_or_else(|| format!("{threads} threads exceed one launch"))?;
@@ -275,7 +281,7 @@ pub fn launch(
     // One module where a kernel ignores a choice: the ordered kernel the layout, the
     // fixed-point maximum the sampling, their conversion all but the index width.
     let variant = match kernel {
-        Kernel::BackwardInputOrdered | Kernel::BackwardInputShared | Kernel::BackwardInputSharedFixed => Variant { channels_last: false, ..variant },
+        Kernel::BackwardInputOrdered | Kernel::BackwardInputShared { .. } | Kernel::BackwardInputSharedFixed => Variant { channels_last: false, ..variant },
         Kernel::FixedToFloat => Variant::index_width(variant.wide_index),
         Kernel::GradOutputMax => Variant { sampling: Default::default(), ..variant },
         // The keys read the points only (the caller passes their type as the storage type).
@@ -305,7 +311,7 @@ pub fn launch(
     unsafe {
         driver(
             "cuLaunchKernel",
-            cudarc::driver::result::launch_kernel(function, (blocks, 1, 1), (CUBE_DIM, 1, 1), shared_bytes, stream as CUstream, &mut params),
+            cudarc::driver::result::launch_kernel(function, (blocks, 1, 1), (cube_dim, 1, 1), shared_bytes, stream as CUstream, &mut params),
         )
     }
 }

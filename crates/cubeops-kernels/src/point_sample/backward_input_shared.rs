@@ -24,13 +24,39 @@ pub const SHARED_FIXED_CELLS: usize = 5952;
 /// Cells whose non-finite flags share one u32 of shared memory (two bits each).
 const FLAG_CELLS_PER_WORD: usize = 16;
 
-/// `(tiles per plane, rows per tile)` of [`point_sample_backward_input_shared_kernel`] (with
-/// `fixed`, of [`point_sample_backward_input_shared_fixed_kernel`]) for an `height x width`
-/// map, or None when the map is empty or a single row does not fit [`SHARED_CELLS`]
-/// ([`SHARED_FIXED_CELLS`]). The kernel computes the same; the launch has
-/// `n * channels * tiles` blocks.
-pub fn shared_tiles(height: usize, width: usize, fixed: bool) -> Option<(usize, usize)> {
-    let cells = if fixed { SHARED_FIXED_CELLS } else { SHARED_CELLS };
+/// The f32 cells of the largest tile a block of compute capability `cc` holds when it opts
+/// in to more than 48 KiB of shared memory (a whole 1024-cell multiple of the opt-in
+/// maximum: sm_80 163 KiB, sm_86/89/120 99 KiB, sm_90/100 227 KiB), or None where that is
+/// not at least twice [`SHARED_CELLS`] or the architecture is not known here. Fewer tiles
+/// per plane mean fewer walks over the points: on sm_90 a 200 x 200 map is one tile, a
+/// 400 x 400 one three.
+pub fn large_shared_cells(cc: u32) -> Option<usize> {
+    let bytes = match cc {
+        80 | 87 => 163 * 1024,
+        86 | 89 | 120 | 121 => 99 * 1024,
+        90 | 100 | 103 => 227 * 1024,
+        _ => return None,
+    };
+    Some(bytes / 4 / 1024 * 1024).filter(|cells| *cells >= 2 * SHARED_CELLS)
+}
+
+/// Threads per block of [`point_sample_backward_input_shared_kernel`] with `cells` per tile:
+/// 256 for 48 KiB tiles (four blocks per SM), 1024 for larger ones, which leave room for
+/// one or two blocks per SM: the walk over the points needs warps in flight.
+pub fn shared_cube_dim(cells: usize) -> u32 {
+    if cells > SHARED_CELLS {
+        1024
+    } else {
+        256
+    }
+}
+
+/// `(tiles per plane, rows per tile)` of [`point_sample_backward_input_shared_kernel`] with
+/// tiles of `cells` cells ([`SHARED_CELLS`], or [`large_shared_cells`]; for
+/// [`point_sample_backward_input_shared_fixed_kernel`], [`SHARED_FIXED_CELLS`]) for an
+/// `height x width` map, or None when the map is empty or a single row does not fit. The
+/// kernel computes the same; the launch has `n * channels * tiles` blocks.
+pub fn shared_tiles(height: usize, width: usize, cells: usize) -> Option<(usize, usize)> {
     if height == 0 || width == 0 || width > cells {
         return None;
     }
@@ -42,6 +68,8 @@ pub fn shared_tiles(height: usize, width: usize, fixed: bool) -> Option<(usize, 
 /// written whole in the map's dtype `G` (zeros included: the buffer needs no zero fill, and
 /// 16-bit maps no float32 buffer and cast).
 ///
+/// Tiles hold `cells` cells ([`SHARED_CELLS`], or [`large_shared_cells`] with
+/// [`shared_cube_dim`] threads and the launch's opt-in to that much shared memory).
 /// Block `b` (of `n * channels * tiles` blocks, [`shared_tiles`]) owns tile `b % tiles` of
 /// plane `b / tiles`: its threads zero the tile in shared memory, walk all points of `n`
 /// (neighbouring threads, neighbouring points: coalesced reads of `grad_output`), add the
@@ -57,11 +85,12 @@ pub fn point_sample_backward_input_shared_kernel<Q: Float, G: Float>(
     grad_input: &mut Array<G>,
     geo: &GeometryArgs,
     #[comptime] sampling: Sampling,
+    #[comptime] cells: usize,
     #[define(Q, G)] _dtypes: [StorageType; 2],
 ) {
     // Launched for non-empty maps whose rows fit (`shared_tiles`): `rows` >= 1.
-    let mut tile_sums = SharedMemory::<Atomic<f32>>::new(comptime!(SHARED_CELLS));
-    let tile = block_tile(geo, comptime!(SHARED_CELLS));
+    let mut tile_sums = SharedMemory::<Atomic<f32>>::new(cells);
+    let tile = block_tile(geo, cells);
     let step = CUBE_DIM as usize;
     clear_float_sums(&mut tile_sums, tile.cells);
 
@@ -178,7 +207,7 @@ pub fn point_sample_backward_input_shared_fixed_kernel<Q: Float, G: Float>(
     #[comptime] sampling: Sampling,
     #[define(Q, G)] _dtypes: [StorageType; 2],
 ) {
-    // Launched for non-empty maps whose rows fit (`shared_tiles` with `fixed`).
+    // Launched for non-empty maps whose rows fit (`shared_tiles` of SHARED_FIXED_CELLS).
     let mut sums = SharedMemory::<Atomic<u64>>::new(comptime!(SHARED_FIXED_CELLS));
     let mut flags = SharedMemory::<Atomic<u32>>::new(comptime!(SHARED_FIXED_CELLS / FLAG_CELLS_PER_WORD));
     let tile = block_tile(geo, comptime!(SHARED_FIXED_CELLS));
@@ -270,21 +299,40 @@ mod tests {
 
     #[test]
     fn tiles_cover_the_rows_and_fit_shared_memory() {
-        assert_eq!(shared_tiles(100, 100, false), Some((1, 100)));
-        assert_eq!(shared_tiles(200, 200, false), Some((4, 61)));
-        assert_eq!(shared_tiles(1, SHARED_CELLS, false), Some((1, 1)));
-        assert_eq!(shared_tiles(3, SHARED_CELLS + 1, false), None);
-        assert_eq!(shared_tiles(0, 10, false), None);
-        assert_eq!(shared_tiles(10, 0, false), None);
-        for (h, w) in [(7, 13), (1000, 20), (2000, 100), (61, 200), (62, 200)] {
-            let (tiles, rows) = shared_tiles(h, w, false).unwrap();
-            assert!(rows * w <= SHARED_CELLS && tiles * rows >= h && (tiles - 1) * rows < h, "{h}x{w}");
+        assert_eq!(shared_tiles(100, 100, SHARED_CELLS), Some((1, 100)));
+        assert_eq!(shared_tiles(200, 200, SHARED_CELLS), Some((4, 61)));
+        assert_eq!(shared_tiles(1, SHARED_CELLS, SHARED_CELLS), Some((1, 1)));
+        assert_eq!(shared_tiles(3, SHARED_CELLS + 1, SHARED_CELLS), None);
+        assert_eq!(shared_tiles(0, 10, SHARED_CELLS), None);
+        assert_eq!(shared_tiles(10, 0, SHARED_CELLS), None);
+        for cells in [SHARED_CELLS, SHARED_FIXED_CELLS, 57344, 24576] {
+            for (h, w) in [(7, 13), (1000, 20), (2000, 100), (61, 200), (62, 200), (400, 400)] {
+                let (tiles, rows) = shared_tiles(h, w, cells).unwrap();
+                assert!(rows * w <= cells && tiles * rows >= h && (tiles - 1) * rows < h, "{h}x{w} in {cells}");
+            }
         }
-        assert_eq!(shared_tiles(100, 100, true), Some((2, 59)));
-        assert_eq!(shared_tiles(200, 200, true), Some((7, 29)));
+        assert_eq!(shared_tiles(100, 100, SHARED_FIXED_CELLS), Some((2, 59)));
+        assert_eq!(shared_tiles(200, 200, SHARED_FIXED_CELLS), Some((7, 29)));
         assert_eq!(SHARED_FIXED_CELLS % FLAG_CELLS_PER_WORD, 0);
         // Sums and flag words within the 48 KiB a block may hold without opting in.
         assert!(SHARED_FIXED_CELLS * 8 + SHARED_FIXED_CELLS / FLAG_CELLS_PER_WORD * 4 <= 48 * 1024);
-        assert_eq!(shared_tiles(1, SHARED_FIXED_CELLS + 1, true), None);
+        assert_eq!(shared_tiles(1, SHARED_FIXED_CELLS + 1, SHARED_FIXED_CELLS), None);
+    }
+
+    #[test]
+    fn large_tiles_fit_each_architecture_opt_in() {
+        assert_eq!(large_shared_cells(90), Some(57344));
+        assert_eq!(shared_tiles(200, 200, 57344), Some((1, 200)));
+        assert_eq!(shared_tiles(400, 400, 57344), Some((3, 143)));
+        assert_eq!(large_shared_cells(120), Some(24576));
+        assert_eq!(large_shared_cells(80), Some(41728 / 1024 * 1024));
+        assert_eq!(large_shared_cells(75), None);
+        assert_eq!(large_shared_cells(70), None);
+        for cc in [80, 86, 87, 89, 90, 100, 103, 120, 121] {
+            let cells = large_shared_cells(cc).unwrap();
+            assert!(cells % 1024 == 0 && cells > SHARED_CELLS, "sm_{cc}");
+            assert_eq!(shared_cube_dim(cells), 1024);
+        }
+        assert_eq!(shared_cube_dim(SHARED_CELLS), 256);
     }
 }

@@ -63,11 +63,11 @@ impl Geometry {
         self.n * self.channels * ordered_bands(self.n, self.channels, self.height).0
     }
 
-    /// Blocks of the shared-memory backward-to-input kernel (`fixed`: its deterministic
-    /// one): one per `(n, c, tile of rows)` ([`shared_tiles`]; none for an empty map or when
-    /// a row does not fit).
-    pub fn shared_blocks(&self, fixed: bool) -> usize {
-        let tiles = shared_tiles(self.height, self.width, fixed).map_or(0, |(tiles, _)| tiles);
+    /// Blocks of the shared-memory backward-to-input kernels with tiles of `cells` cells:
+    /// one per `(n, c, tile of rows)` ([`shared_tiles`]; none for an empty map or when a row
+    /// does not fit).
+    pub fn shared_blocks(&self, cells: usize) -> usize {
+        let tiles = shared_tiles(self.height, self.width, cells).map_or(0, |(tiles, _)| tiles);
         self.n * self.channels * tiles
     }
 }
