@@ -10,9 +10,10 @@ __version__: str
 POINT_SAMPLE_SHARED_CELLS: int
 POINT_SAMPLE_SHARED_MAX_TILES: int
 POINT_SAMPLE_SHARED_FIXED_CELLS: int
-# Cells per tile of the (not deterministic) shared-memory sums on a CUDA device: more than
-# POINT_SAMPLE_SHARED_CELLS where the architecture lets a block opt in to more shared memory.
-def point_sample_shared_cells(device: int) -> int: ...
+# The large tiles of the shared-memory sums on a CUDA device, in cells (deterministic: of the
+# fixed-point sums): more than POINT_SAMPLE_SHARED_CELLS (POINT_SAMPLE_SHARED_FIXED_CELLS)
+# where the architecture lets a block opt in to more shared memory, else that.
+def point_sample_shared_cells(device: int, deterministic: bool) -> int: ...
 
 # `stream` is a CUstream (torch.cuda.current_stream().cuda_stream) for CUDA tensors, 0 on the CPU.
 # mode: 'bilinear' | 'nearest'; padding_mode: 'zeros' | 'border' | 'reflection' (else ValueError).

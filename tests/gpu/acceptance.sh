@@ -27,7 +27,7 @@ sha256sum "$WHEEL"
 step "doctor"
 timeout 60 python3 -m cubeops.doctor 2>&1 | tail -4
 step "CUDA test suite (the fuzz apart)"
-timeout 240 python3 -m pytest tests/python -q -p no:cacheprovider --deselect tests/python/test_fuzz.py -rfE 2>&1 | tail -6
+timeout 280 python3 -m pytest tests/python -q -p no:cacheprovider --deselect tests/python/test_fuzz.py -rfE 2>&1 | tail -6
 step "fuzz, 10,000 cases on CUDA"
 CUBEOPS_FUZZ_EXAMPLES=10000 CUBEOPS_FUZZ_DEVICE=cuda timeout 90 \
     python3 -m pytest tests/python/test_fuzz.py -q -p no:cacheprovider 2>&1 | tail -3

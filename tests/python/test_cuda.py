@@ -316,7 +316,7 @@ def test_nchw_gradient_summed_in_shared_memory(shape, shared, large, large_tiles
     if not large_tiles:
         assert cells == (_native.POINT_SAMPLE_SHARED_CELLS if shared else 0)
     elif torch.cuda.get_device_capability(x.device)[0] == 9:
-        assert _native.point_sample_shared_cells(x.get_device()) == 57344
+        assert _native.point_sample_shared_cells(x.get_device(), False) == 57344
         assert cells == (57344 if large else _native.POINT_SAMPLE_SHARED_CELLS if shared else 0)
         if large:
             assert ops._tiles(*shape[2:], cells) == large
@@ -342,11 +342,16 @@ def test_nchw_gradient_summed_in_shared_memory(shape, shared, large, large_tiles
 
 @pytest.mark.parametrize("shape", [(2, 3, 100, 100), (1, 2, 200, 200), (1, 2, 200, 37), (2, 2, 9, 11)])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-def test_deterministic_shared_sums_match_the_global_fixed_point_bits(deterministic_algorithms, shape, dtype, monkeypatch):
-    """In deterministic mode the shared-memory sums are fixed point too: the same bits on
-    every run, the same bits as the global fixed-point path (same scale and roundings),
-    including cells that get infinite or NaN contributions, and float64's values elsewhere."""
+@pytest.mark.parametrize("large_tiles", [False, True])
+def test_deterministic_shared_sums_match_the_global_fixed_point_bits(deterministic_algorithms, shape, dtype, large_tiles, monkeypatch):
+    """In deterministic mode the shared-memory sums are fixed point too, in 48 KiB tiles or
+    large ones (on sm_90 27,648 cells: one tile for all but the 200 x 200 map, two there):
+    the same bits on every run, the same bits as the global fixed-point path (same scale and
+    roundings), including cells that get infinite or NaN contributions, and float64's values
+    elsewhere."""
     from cubeops.ops import point_sample as ops
+
+    monkeypatch.setattr(ops, "LARGE_TILES", large_tiles)
 
     gen = torch.Generator().manual_seed(sum(shape))
     x64 = torch.randn(shape, generator=gen, dtype=torch.float64)
@@ -364,7 +369,10 @@ def test_deterministic_shared_sums_match_the_global_fixed_point_bits(determinist
 
     def grad_input(shared):
         monkeypatch.setattr(ops, "SHARED_SUMS", shared)
-        assert bool(ops._shared_sums(x, p64.shape[1])) == shared
+        cells = ops._shared_sums(x, p64.shape[1])
+        assert bool(cells) == shared
+        if shared and large_tiles and shape[2] > 9 and torch.cuda.get_device_capability(x.device)[0] == 9:
+            assert cells == 27648
         return torch.autograd.grad(cubeops.point_sample(x, p), x, g)[0]
 
     runs = [grad_input(True) for _ in range(3)]

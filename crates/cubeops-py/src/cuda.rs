@@ -86,8 +86,8 @@ pub struct Grads<'a> {
     /// f16/bf16/f32 (row-major planes) that tile into at most `SHARED_MAX_TILES` blocks
     /// ([`check_shared`]). In deterministic mode with fixed-point sums
     /// (`..._shared_fixed_kernel`, smaller tiles), `fixed_point` holding at least one element.
-    /// The cells per tile (0: not in shared memory): `SHARED_FIXED_CELLS` when
-    /// deterministic, else `SHARED_CELLS` or the device's [`large_shared_cells`].
+    /// The cells per tile (0: not in shared memory): `SHARED_CELLS` or the device's
+    /// [`large_shared_cells`]; when deterministic, `SHARED_FIXED_CELLS` or its fixed ones.
     pub shared: usize,
 }
 
@@ -138,7 +138,7 @@ pub fn backward(grad: &TensorDesc, input: &TensorDesc, points: &TensorDesc, grad
     if let Some((gi, gi_geo, shared, cells)) = accumulation {
         let fixed_point = grads.fixed_point.filter(|_| grads.deterministic && (shared || gi.dtype == DType::F32));
         if let Some(fp) = fixed_point {
-            fixed_point_backward(grad, input, points, gi, &gi_geo, &fp.sums, shared, sampling, stream)?;
+            fixed_point_backward(grad, input, points, gi, &gi_geo, &fp.sums, cells, sampling, stream)?;
         } else if shared {
             // Every cell written (no zero fill); the points' gradient gets its own pass below.
             let variant = variant(gi, input, points, &[grad, points, gi], sampling);
@@ -160,7 +160,7 @@ pub fn backward(grad: &TensorDesc, input: &TensorDesc, points: &TensorDesc, grad
 }
 
 /// The input's gradient by 64-bit fixed-point sums: the largest finite |grad| first, then
-/// either (`shared`) the sums in shared memory, written whole in `gi` (the input's dtype,
+/// either (`cells` > 0) the sums in shared memory, in tiles of `cells`, written whole in `gi` (the input's dtype,
 /// row-major planes), or the sums by global integer atomics and their conversion into the
 /// float32 buffer `gi` (`cubeops_kernels::point_sample::point_sample_backward_input_fixed_kernel`);
 /// `sums` as [`FixedPoint`] describes it, zeroed here.
@@ -172,10 +172,11 @@ fn fixed_point_backward(
     gi: &TensorDesc,
     geo: &Geometry,
     sums: &IndexDesc,
-    shared: bool,
+    cells: usize,
     sampling: Sampling,
     stream: u64,
 ) -> PyResult<()> {
+    let shared = cells > 0;
     // Global sums come before the maximum's element; shared sums need only that element.
     let span = if shared { 0 } else { gi.numel() };
     if sums.device != input.device || sums.available < span + 1 {
@@ -190,18 +191,20 @@ fn fixed_point_backward(
     let launch = |kernel, arrays: &[DeviceArray]| cuda::launch(kernel, device, stream, geo, variant, storage, arrays).map_err(PyRuntimeError::new_err);
     launch(Kernel::GradOutputMax, &[array(grad), largest])?;
     if shared {
-        return launch(Kernel::BackwardInputSharedFixed, &[array(grad), array(points), largest, array(gi)]);
+        let kernel = Kernel::BackwardInputSharedFixed { cells: cells as u32 };
+        return launch(kernel, &[array(grad), array(points), largest, array(gi)]);
     }
     let fixed = DeviceArray { ptr: sums.ptr as u64, len: span };
     launch(Kernel::BackwardInputFixed, &[array(grad), array(points), largest, fixed, array(gi)])?;
     launch(Kernel::FixedToFloat, &[fixed, largest, DeviceArray { ptr: gi.ptr as u64, len: span }])
 }
 
-/// The large tiles of the (not deterministic) shared-memory sums on `device`, in cells
-/// (`point_sample::large_shared_cells` of its architecture), else `SHARED_CELLS`.
-pub fn large_shared_cells(device: usize) -> PyResult<usize> {
+/// The large tiles of the shared-memory sums on `device` (`fixed`: the deterministic ones),
+/// in cells (`point_sample::large_shared_cells` of its architecture), else the 48 KiB ones.
+pub fn large_shared_cells(device: usize, fixed: bool) -> PyResult<usize> {
     let cc = cuda::compute_capability(device).map_err(PyRuntimeError::new_err)?;
-    Ok(point_sample::large_shared_cells(cc).unwrap_or(point_sample::SHARED_CELLS))
+    let small = if fixed { point_sample::SHARED_FIXED_CELLS } else { point_sample::SHARED_CELLS };
+    Ok(point_sample::large_shared_cells(cc, fixed).unwrap_or(small))
 }
 
 /// `shared`'s conditions ([`Grads::shared`]: `cells` per tile), as a clear error when one fails.
@@ -209,13 +212,10 @@ fn check_shared(gi: &TensorDesc, input: &TensorDesc, geo: &Geometry, determinist
     let [_, map_c, map_h, map_w] = geo.map_strides;
     let row_major = map_w == 1 && (geo.height <= 1 || map_h == geo.width) && (geo.channels <= 1 || map_c >= geo.height * geo.width);
     let tiles = point_sample::shared_tiles(geo.height, geo.width, cells).map_or(usize::MAX, |(tiles, _)| tiles);
-    let allowed = if deterministic {
-        cells == point_sample::SHARED_FIXED_CELLS
-    } else {
-        cells == point_sample::SHARED_CELLS || cells == large_shared_cells(input.device as usize)?
-    };
+    let small = if deterministic { point_sample::SHARED_FIXED_CELLS } else { point_sample::SHARED_CELLS };
+    let allowed = cells == small || cells == large_shared_cells(input.device as usize, deterministic)?;
     let why = if !allowed {
-        "POINT_SAMPLE_SHARED_FIXED_CELLS cells per tile when deterministic, else POINT_SAMPLE_SHARED_CELLS or point_sample_shared_cells(device)"
+        "POINT_SAMPLE_SHARED_CELLS or point_sample_shared_cells(device, False) cells per tile (when deterministic, POINT_SAMPLE_SHARED_FIXED_CELLS or point_sample_shared_cells(device, True))"
     } else if input.dtype == DType::F64 || gi.dtype != input.dtype {
         "`grad_input` of the input's dtype, float16, bfloat16 or float32"
     } else if !row_major {

@@ -421,12 +421,13 @@ fn min_nvrtc(cc: u32) -> (i32, i32) {
     cubeops_kernels::cuda::compile::min_nvrtc(cc)
 }
 
-/// The large tiles of point_sample's shared-memory sums (not deterministic) on CUDA device
-/// `device`, in cells: more than `POINT_SAMPLE_SHARED_CELLS` where the architecture lets a
-/// block opt in to more shared memory, else `POINT_SAMPLE_SHARED_CELLS`.
+/// The large tiles of point_sample's shared-memory sums on CUDA device `device`, in cells
+/// (`deterministic`: of the fixed-point sums): more than `POINT_SAMPLE_SHARED_CELLS`
+/// (`POINT_SAMPLE_SHARED_FIXED_CELLS`) where the architecture lets a block opt in to more
+/// shared memory, else that.
 #[pyfunction]
-fn point_sample_shared_cells(py: Python<'_>, device: usize) -> PyResult<usize> {
-    py.detach(|| cuda::large_shared_cells(device))
+fn point_sample_shared_cells(py: Python<'_>, device: usize, deterministic: bool) -> PyResult<usize> {
+    py.detach(|| cuda::large_shared_cells(device, deterministic))
 }
 
 #[pymodule]

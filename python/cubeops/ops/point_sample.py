@@ -148,14 +148,15 @@ SHARED_SUMS = os.environ.get("CUBEOPS_POINT_SAMPLE_SHARED", "1") != "0"
 SHARED_LONG_WALK = 16384
 SHARED_LONG_WALK_MIN_THREADS = 192 * 1024
 # Tiles larger than 48 KiB where the GPU lets a block opt in to more shared memory (sm_90:
-# 224 KiB, 57,344 cells; 1,024 threads a block), unless `CUBEOPS_POINT_SAMPLE_LARGE_TILES=0`
-# (read at import): fewer tiles per plane, so fewer walks over the points.
+# 224 KiB, 57,344 cells, or 27,648 in fixed point; 1,024 threads a block), unless
+# `CUBEOPS_POINT_SAMPLE_LARGE_TILES=0` (read at import): fewer tiles per plane, so fewer
+# walks over the points.
 LARGE_TILES = os.environ.get("CUBEOPS_POINT_SAMPLE_LARGE_TILES", "1") != "0"
 
 
 @functools.cache
-def _large_cells(device_index: int) -> int:
-    return _native.point_sample_shared_cells(device_index)
+def _large_cells(device_index: int, deterministic: bool) -> int:
+    return _native.point_sample_shared_cells(device_index, deterministic)
 
 
 def _tiles(height: int, width: int, cells: int) -> int:
@@ -170,24 +171,21 @@ def _shared_sums(input: Tensor, num_points: int) -> int:
     NCHW-ordered f16/bf16/f32 maps whose planes tile into few blocks (the bridge's
     `check_shared`) and whose blocks' walks over all points pay (`SHARED_LONG_WALK`: long
     walks only where the channels-last scatter cannot serve). Large tiles where they take
-    fewer tiles than 48 KiB ones; in deterministic mode fixed point, in smaller tiles."""
+    fewer than 48 KiB ones; in deterministic mode fixed point, in tiles of fewer cells."""
     if not SHARED_SUMS or not input.is_cuda or input.dtype == torch.float64:
         return 0
     n, c, height, width = input.shape
     strides = input.stride()
     if strides[1] < strides[3] or height == 0 or width == 0:
         return 0
-    if torch.are_deterministic_algorithms_enabled():
-        cells = _native.POINT_SAMPLE_SHARED_FIXED_CELLS
-        tiles = _tiles(height, width, cells)
-    else:
-        cells = _native.POINT_SAMPLE_SHARED_CELLS
-        tiles = _tiles(height, width, cells)
-        large = _large_cells(input.get_device()) if LARGE_TILES else cells
-        large_tiles = _tiles(height, width, large)
-        if large_tiles and (not tiles or large_tiles < tiles):
-            cells, tiles = large, large_tiles
-    threads = n * c * tiles * (1024 if cells > _native.POINT_SAMPLE_SHARED_CELLS else 256)
+    deterministic = torch.are_deterministic_algorithms_enabled()
+    small = _native.POINT_SAMPLE_SHARED_FIXED_CELLS if deterministic else _native.POINT_SAMPLE_SHARED_CELLS
+    cells, tiles = small, _tiles(height, width, small)
+    large = _large_cells(input.get_device(), deterministic) if LARGE_TILES else small
+    large_tiles = _tiles(height, width, large)
+    if large_tiles and (not tiles or large_tiles < tiles):
+        cells, tiles = large, large_tiles
+    threads = n * c * tiles * (1024 if cells > small else 256)
     use = 0 < tiles <= _native.POINT_SAMPLE_SHARED_MAX_TILES and (
         num_points <= SHARED_LONG_WALK
         or (threads >= SHARED_LONG_WALK_MIN_THREADS and not _scatter_channels_last(input, num_points))

@@ -22,7 +22,7 @@ use cubecl::prelude::*;
 use cubeops_kernels::cuda::compile::{arch_flag, kernel_source, nvrtc, nvrtc_version, Kernel, MsdaPass};
 use cubeops_kernels::focal_loss::FocalLoss;
 use cubeops_kernels::cuda::{add_include_dirs, include_dirs};
-use cubeops_kernels::point_sample::{large_shared_cells, BackwardPass, Interpolation, Sampling, Variant, SHARED_CELLS};
+use cubeops_kernels::point_sample::{large_shared_cells, BackwardPass, Interpolation, Sampling, Variant, SHARED_CELLS, SHARED_FIXED_CELLS};
 
 const DEFAULT_ARCHS: [u32; 7] = [75, 80, 86, 89, 90, 100, 120];
 
@@ -63,11 +63,14 @@ fn variants(cc: u32) -> Vec<(Kernel, StorageType, Variant)> {
                         out.push((Kernel::BackwardInputFixed, StorageType::Scalar(ElemType::Float(kind)), variant));
                         if !channels_last {
                             // 48 KiB tiles, and the architecture's large ones (opt-in shared memory).
-                            for cells in std::iter::once(SHARED_CELLS).chain(large_shared_cells(cc)) {
+                            for cells in std::iter::once(SHARED_CELLS).chain(large_shared_cells(cc, false)) {
                                 let kernel = Kernel::BackwardInputShared { cells: cells as u32 };
                                 out.push((kernel, StorageType::Scalar(ElemType::Float(kind)), variant));
                             }
-                            out.push((Kernel::BackwardInputSharedFixed, StorageType::Scalar(ElemType::Float(kind)), variant));
+                            for cells in std::iter::once(SHARED_FIXED_CELLS).chain(large_shared_cells(cc, true)) {
+                                let kernel = Kernel::BackwardInputSharedFixed { cells: cells as u32 };
+                                out.push((kernel, StorageType::Scalar(ElemType::Float(kind)), variant));
+                            }
                         }
                         if sampling == Sampling::default() {
                             out.push((Kernel::GradOutputMax, StorageType::Scalar(ElemType::Float(kind)), variant));

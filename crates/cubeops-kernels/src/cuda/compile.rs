@@ -48,8 +48,9 @@ pub enum Kernel {
     /// `Variant::channels_last`.
     BackwardInputShared { cells: u32 },
     /// The same, deterministic: 64-bit fixed-point sums in shared memory, scaled from
-    /// `GradOutputMax`'s result.
-    BackwardInputSharedFixed,
+    /// `GradOutputMax`'s result (`point_sample::SHARED_FIXED_CELLS`, or
+    /// `large_shared_cells` with `fixed`).
+    BackwardInputSharedFixed { cells: u32 },
     /// The deterministic backward to the input with 64-bit integer atomics (float32
     /// accumulation only): the largest finite |grad_output| (`GradOutputMax`), the sums
     /// (`BackwardInputFixed`), their conversion to floats (`FixedToFloat`; only `wide_index`
@@ -94,7 +95,7 @@ impl Kernel {
     pub fn arity(self) -> usize {
         match self {
             Kernel::Backward(_) | Kernel::BackwardInputFixed | Kernel::BackwardInputSorted => 5,
-            Kernel::BackwardInputSharedFixed => 4,
+            Kernel::BackwardInputSharedFixed { .. } => 4,
             Kernel::PsaMask { .. } | Kernel::GradOutputMax => 2,
             Kernel::Msda { pass: MsdaPass::BackwardSampling, .. } => 8,
             Kernel::Msda { pass: MsdaPass::BackwardFused { .. }, .. } => 9,
@@ -107,7 +108,8 @@ impl Kernel {
     /// Threads per block: [`CUBE_DIM`], but for the shared-memory sums in large tiles.
     pub fn cube_dim(self) -> u32 {
         match self {
-            Kernel::BackwardInputShared { cells } => crate::point_sample::shared_cube_dim(cells as usize),
+            Kernel::BackwardInputShared { cells } => crate::point_sample::shared_cube_dim(cells as usize, false),
+            Kernel::BackwardInputSharedFixed { cells } => crate::point_sample::shared_cube_dim(cells as usize, true),
             _ => CUBE_DIM,
         }
     }
@@ -281,9 +283,9 @@ pub fn kernel_source<R: Runtime>(
             cc,
             addr,
         ),
-        Kernel::BackwardInputSharedFixed => compile_task(
+        Kernel::BackwardInputSharedFixed { cells } => compile_task(
             bwd_input_shared_fixed::PointSampleBackwardInputSharedFixedKernel::<R>::new(
-                settings, client, array(), array(), array(), array(), geometry(), sampling, [variant.point_type(storage), storage],
+                settings, client, array(), array(), array(), array(), geometry(), sampling, cells as usize, [variant.point_type(storage), storage],
             ),
             cc,
             addr,

@@ -44,7 +44,7 @@ impl LaunchGeometry for Geometry {
             Kernel::Backward(pass) => pass.threads(self.n * self.num_points),
             Kernel::BackwardInputOrdered => self.ordered_threads(),
             Kernel::BackwardInputShared { cells } => self.shared_blocks(cells as usize) * kernel.cube_dim() as usize,
-            Kernel::BackwardInputSharedFixed => self.shared_blocks(crate::point_sample::SHARED_FIXED_CELLS) * CUBE_DIM as usize,
+            Kernel::BackwardInputSharedFixed { cells } => self.shared_blocks(cells as usize) * kernel.cube_dim() as usize,
             Kernel::FixedToFloat => self.n * self.channels * self.height * self.width,
             Kernel::CornerKeys => self.n * self.num_points,
             Kernel::BackwardInputSorted => self.n * self.num_points * crate::point_sample::CORNERS * self.channels,
@@ -281,7 +281,7 @@ pub fn launch(
     // One module where a kernel ignores a choice: the ordered kernel the layout, the
     // fixed-point maximum the sampling, their conversion all but the index width.
     let variant = match kernel {
-        Kernel::BackwardInputOrdered | Kernel::BackwardInputShared { .. } | Kernel::BackwardInputSharedFixed => Variant { channels_last: false, ..variant },
+        Kernel::BackwardInputOrdered | Kernel::BackwardInputShared { .. } | Kernel::BackwardInputSharedFixed { .. } => Variant { channels_last: false, ..variant },
         Kernel::FixedToFloat => Variant::index_width(variant.wide_index),
         Kernel::GradOutputMax => Variant { sampling: Default::default(), ..variant },
         // The keys read the points only (the caller passes their type as the storage type).

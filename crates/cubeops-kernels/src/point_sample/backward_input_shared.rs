@@ -24,27 +24,32 @@ pub const SHARED_FIXED_CELLS: usize = 5952;
 /// Cells whose non-finite flags share one u32 of shared memory (two bits each).
 const FLAG_CELLS_PER_WORD: usize = 16;
 
-/// The f32 cells of the largest tile a block of compute capability `cc` holds when it opts
-/// in to more than 48 KiB of shared memory (a whole 1024-cell multiple of the opt-in
-/// maximum: sm_80 163 KiB, sm_86/89/120 99 KiB, sm_90/100 227 KiB), or None where that is
-/// not at least twice [`SHARED_CELLS`] or the architecture is not known here. Fewer tiles
-/// per plane mean fewer walks over the points: on sm_90 a 200 x 200 map is one tile, a
-/// 400 x 400 one three.
-pub fn large_shared_cells(cc: u32) -> Option<usize> {
+/// The cells of the largest tile a block of compute capability `cc` holds when it opts in
+/// to more than 48 KiB of shared memory (sm_80 163 KiB, sm_86/89/120 99 KiB, sm_90/100
+/// 227 KiB), as a whole multiple of 1024 cells: f32 sums, or with `fixed` the i64 sums and
+/// flags of [`point_sample_backward_input_shared_fixed_kernel`]. None where that is not at
+/// least twice the 48 KiB tile ([`SHARED_CELLS`], [`SHARED_FIXED_CELLS`]) or the
+/// architecture is not known here. Fewer tiles per plane mean fewer walks over the points:
+/// on sm_90 a 200 x 200 map is one tile (fixed: two), a 400 x 400 one three (fixed: six).
+pub fn large_shared_cells(cc: u32, fixed: bool) -> Option<usize> {
     let bytes = match cc {
         80 | 87 => 163 * 1024,
         86 | 89 | 120 | 121 => 99 * 1024,
         90 | 100 | 103 => 227 * 1024,
         _ => return None,
     };
-    Some(bytes / 4 / 1024 * 1024).filter(|cells| *cells >= 2 * SHARED_CELLS)
+    // Per 16 cells: 16 sums and one flag word (fixed), or 16 floats.
+    let cells = if fixed { bytes / (16 * 8 + 4) * 16 } else { bytes / 4 };
+    let small = if fixed { SHARED_FIXED_CELLS } else { SHARED_CELLS };
+    Some(cells / 1024 * 1024).filter(|cells| *cells >= 2 * small)
 }
 
-/// Threads per block of [`point_sample_backward_input_shared_kernel`] with `cells` per tile:
-/// 256 for 48 KiB tiles (four blocks per SM), 1024 for larger ones, which leave room for
-/// one or two blocks per SM: the walk over the points needs warps in flight.
-pub fn shared_cube_dim(cells: usize) -> u32 {
-    if cells > SHARED_CELLS {
+/// Threads per block of the shared-memory kernels with `cells` per tile (`fixed`: of
+/// [`point_sample_backward_input_shared_fixed_kernel`]): 256 for 48 KiB tiles (four blocks
+/// per SM), 1024 for larger ones, which leave room for one or two blocks per SM: the walk
+/// over the points needs warps in flight.
+pub fn shared_cube_dim(cells: usize, fixed: bool) -> u32 {
+    if cells > if fixed { SHARED_FIXED_CELLS } else { SHARED_CELLS } {
         1024
     } else {
         256
@@ -196,7 +201,8 @@ fn rows_in_tile(fp: &Footprint<f32>, tile: &BlockTile) -> (bool, bool) {
 /// `largest` as `grad_output_max_kernel` leaves it), so the sums do not depend on the order
 /// of the atomics, and the result has the bits of the global fixed-point path. A
 /// contribution that is not finite sets a flag of its cell instead (+inf, -inf, NaN): such a
-/// cell becomes the sum of its non-finite contributions, which those flags determine.
+/// cell becomes the sum of its non-finite contributions, which those flags determine. Tiles
+/// of `cells` cells: [`SHARED_FIXED_CELLS`], or [`large_shared_cells`] with `fixed`.
 #[cube(launch, address_type = "dynamic")]
 pub fn point_sample_backward_input_shared_fixed_kernel<Q: Float, G: Float>(
     grad_output: &Array<Q>,
@@ -205,12 +211,14 @@ pub fn point_sample_backward_input_shared_fixed_kernel<Q: Float, G: Float>(
     grad_input: &mut Array<G>,
     geo: &GeometryArgs,
     #[comptime] sampling: Sampling,
+    #[comptime] cells: usize,
     #[define(Q, G)] _dtypes: [StorageType; 2],
 ) {
-    // Launched for non-empty maps whose rows fit (`shared_tiles` of SHARED_FIXED_CELLS).
-    let mut sums = SharedMemory::<Atomic<u64>>::new(comptime!(SHARED_FIXED_CELLS));
-    let mut flags = SharedMemory::<Atomic<u32>>::new(comptime!(SHARED_FIXED_CELLS / FLAG_CELLS_PER_WORD));
-    let tile = block_tile(geo, comptime!(SHARED_FIXED_CELLS));
+    // Launched for non-empty maps whose rows fit (`shared_tiles` of `cells`, a multiple of
+    // FLAG_CELLS_PER_WORD).
+    let mut sums = SharedMemory::<Atomic<u64>>::new(cells);
+    let mut flags = SharedMemory::<Atomic<u32>>::new(comptime!(cells / FLAG_CELLS_PER_WORD));
+    let tile = block_tile(geo, cells);
     let step = CUBE_DIM as usize;
     let scale = fixed_scale(largest[0], geo.num_points);
     clear_fixed_sums(&mut sums, &mut flags, tile.cells);
@@ -321,18 +329,30 @@ mod tests {
 
     #[test]
     fn large_tiles_fit_each_architecture_opt_in() {
-        assert_eq!(large_shared_cells(90), Some(57344));
+        assert_eq!(large_shared_cells(90, false), Some(57344));
         assert_eq!(shared_tiles(200, 200, 57344), Some((1, 200)));
         assert_eq!(shared_tiles(400, 400, 57344), Some((3, 143)));
-        assert_eq!(large_shared_cells(120), Some(24576));
-        assert_eq!(large_shared_cells(80), Some(41728 / 1024 * 1024));
-        assert_eq!(large_shared_cells(75), None);
-        assert_eq!(large_shared_cells(70), None);
+        assert_eq!(large_shared_cells(90, true), Some(27648));
+        assert_eq!(shared_tiles(200, 200, 27648), Some((2, 138)));
+        assert_eq!(shared_tiles(400, 400, 27648), Some((6, 69)));
+        assert_eq!(large_shared_cells(120, false), Some(24576));
+        assert_eq!(large_shared_cells(120, true), Some(12288));
+        assert_eq!(large_shared_cells(80, false), Some(40960));
+        assert_eq!((large_shared_cells(75, false), large_shared_cells(75, true)), (None, None));
+        assert_eq!(large_shared_cells(70, false), None);
+        let opt_in = |cc| match cc {
+            80 | 87 => 163 * 1024,
+            90 | 100 | 103 => 227 * 1024,
+            _ => 99 * 1024,
+        };
         for cc in [80, 86, 87, 89, 90, 100, 103, 120, 121] {
-            let cells = large_shared_cells(cc).unwrap();
-            assert!(cells % 1024 == 0 && cells > SHARED_CELLS, "sm_{cc}");
-            assert_eq!(shared_cube_dim(cells), 1024);
+            for fixed in [false, true] {
+                let cells = large_shared_cells(cc, fixed).unwrap();
+                let bytes = if fixed { cells * 8 + cells / FLAG_CELLS_PER_WORD * 4 } else { cells * 4 };
+                assert!(cells % 1024 == 0 && bytes <= opt_in(cc) && bytes > 48 * 1024, "sm_{cc} {fixed}");
+                assert_eq!(shared_cube_dim(cells, fixed), 1024);
+            }
         }
-        assert_eq!(shared_cube_dim(SHARED_CELLS), 256);
+        assert_eq!((shared_cube_dim(SHARED_CELLS, false), shared_cube_dim(SHARED_FIXED_CELLS, true)), (256, 256));
     }
 }
