@@ -4,7 +4,7 @@ on the same host and GPU (figures from two machines differ by up to 2x in host t
 - host time per forward+backward (and forward without grad) of point_sample from each
   install, grid_sample (mmcv's formula) and an empty autograd.Function, in interleaved rounds;
 - backward time (both gradients) of each install, atomic and deterministic, on NCHW and
-  channels-last maps (CUDA events; wall time on the CPU).
+  channels-last maps (CUDA events, the installs' samples alternating; wall time on the CPU).
 
     pip install --no-deps --target /tmp/old old.whl; pip install --no-deps --target /tmp/new new.whl
     python3 tests/gpu/ab_wheels.py /tmp/old /tmp/new
@@ -89,23 +89,31 @@ def host_time(installs, device, rounds, calls):
             print(f"  {k:>20}: {statistics.median(samples[k]):7.1f} us  ({ratio:.3f}x grid_sample f+b)")
 
 
-def median_ms(fn, device, n):
-    for _ in range(3):
+def sample_ms(fn, device):
+    if device.type == "cuda":
+        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        a.record()
         fn()
-    times = []
+        b.record()
+        b.synchronize()
+        return a.elapsed_time(b)
+    start = time.perf_counter()
+    fn()
+    return (time.perf_counter() - start) * 1e3
+
+
+def median_ms(fns, device, n):
+    """Median ms per call of each function, their samples taken in alternation, so that the
+    machine's drift (host-bound rows moved by up to 1.8x between blocks of samples in
+    session 16) hits all alike."""
+    for fn in fns:
+        for _ in range(3):
+            fn()
+    times = [[] for _ in fns]
     for _ in range(n):
-        if device.type == "cuda":
-            a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            a.record()
-            fn()
-            b.record()
-            b.synchronize()
-            times.append(a.elapsed_time(b))
-        else:
-            start = time.perf_counter()
-            fn()
-            times.append((time.perf_counter() - start) * 1e3)
-    return statistics.median(times)
+        for fn, samples in zip(fns, times):
+            samples.append(sample_ms(fn, device))
+    return [statistics.median(t) for t in times]
 
 
 def backward_time(installs, device, shapes, samples):
@@ -124,9 +132,9 @@ def backward_time(installs, device, shapes, samples):
                     cells = []
                     for deterministic in (False, True):
                         torch.use_deterministic_algorithms(deterministic)
-                        for name, ops in installs.items():
-                            out = ops.point_sample(x, pts)
-                            ms = median_ms(lambda: torch.autograd.grad(out, (x, pts), g, retain_graph=True), device, samples)
+                        outs = {name: ops.point_sample(x, pts) for name, ops in installs.items()}
+                        fns = [lambda out=out: torch.autograd.grad(out, (x, pts), g, retain_graph=True) for out in outs.values()]
+                        for name, ms in zip(outs, median_ms(fns, device, samples)):
                             cells.append(f"{'det' if deterministic else 'atomic'} {name} {ms:.3f}")
                     print(f"  ({n}, {c}, {h}x{w}, {p}) {layout} {str(dtype).removeprefix('torch.'):>8}: " + " | ".join(cells))
     finally:

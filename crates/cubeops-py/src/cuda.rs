@@ -200,11 +200,14 @@ fn fixed_point_backward(
 }
 
 /// The large tiles of the shared-memory sums on `device` (`fixed`: the deterministic ones),
-/// in cells (`point_sample::large_shared_cells` of its architecture), else the 48 KiB ones.
+/// in cells (`point_sample::large_shared_cells` of its architecture, if the device lets a
+/// block opt in to that much shared memory), else the 48 KiB ones.
 pub fn large_shared_cells(device: usize, fixed: bool) -> PyResult<usize> {
     let cc = cuda::compute_capability(device).map_err(PyRuntimeError::new_err)?;
+    let opt_in = cuda::shared_memory_opt_in(device).map_err(PyRuntimeError::new_err)?;
     let small = if fixed { point_sample::SHARED_FIXED_CELLS } else { point_sample::SHARED_CELLS };
-    Ok(point_sample::large_shared_cells(cc, fixed).unwrap_or(small))
+    let fits = |cells: &usize| point_sample::shared_tile_bytes(*cells, fixed) <= opt_in;
+    Ok(point_sample::large_shared_cells(cc, fixed).filter(fits).unwrap_or(small))
 }
 
 /// `shared`'s conditions ([`Grads::shared`]: `cells` per tile), as a clear error when one fails.

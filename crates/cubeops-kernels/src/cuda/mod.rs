@@ -122,11 +122,13 @@ fn driver<T>(what: &str, result: Result<T, cudarc::driver::DriverError>) -> Resu
     result.map_err(|e| format!("CUDA driver: {what} failed: {e:?}"))
 }
 
-/// A device's retained primary context (the one PyTorch uses) and compute capability.
+/// A device's retained primary context (the one PyTorch uses), compute capability and the
+/// most shared memory a block may opt in to.
 #[derive(Clone, Copy)]
 struct DeviceContext {
     context: cudarc::driver::sys::CUcontext,
     cc: u32,
+    shared_opt_in: usize,
 }
 
 // SAFETY: a CUcontext handle may be made current on any thread.
@@ -137,6 +139,10 @@ static CONTEXTS: Mutex<Vec<Option<DeviceContext>>> = Mutex::new(Vec::new());
 /// Makes device `index`'s primary context current on this thread (retained once per
 /// process) and returns its compute capability (e.g. 90).
 fn enter_device(index: usize) -> Result<u32, String> {
+    enter(index).map(|dc| dc.cc)
+}
+
+fn enter(index: usize) -> Result<DeviceContext, String> {
     use cudarc::driver::result::{ctx, device, init, primary_ctx};
     use cudarc::driver::sys::CUdevice_attribute::*;
     let mut contexts = CONTEXTS.lock().unwrap_or_else(|e| e.into_inner());
@@ -153,7 +159,8 @@ fn enter_device(index: usize) -> Result<u32, String> {
                 let context = driver("cuDevicePrimaryCtxRetain", primary_ctx::retain(dev))?;
                 let major = driver("compute capability", device::get_attribute(dev, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR))?;
                 let minor = driver("compute capability", device::get_attribute(dev, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR))?;
-                DeviceContext { context, cc: (major * 10 + minor) as u32 }
+                let opt_in = driver("shared memory opt-in", device::get_attribute(dev, CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN))?;
+                DeviceContext { context, cc: (major * 10 + minor) as u32, shared_opt_in: opt_in.max(0) as usize }
             };
             contexts[index] = Some(dc);
             dc
@@ -165,7 +172,7 @@ fn enter_device(index: usize) -> Result<u32, String> {
             driver("cuCtxSetCurrent", ctx::set_current(dc.context))?;
         }
     }
-    Ok(dc.cc)
+    Ok(dc)
 }
 
 fn load(kernel: Kernel, variant: Variant, storage: StorageType, device: usize, cc: u32) -> Result<Loaded, String> {
@@ -241,6 +248,12 @@ fn info_block(geo: &impl LaunchGeometry, arrays: &[DeviceArray], variant: &Varia
 /// current on this thread.
 pub fn compute_capability(device: usize) -> Result<u32, String> {
     enter_device(device)
+}
+
+/// The most bytes of shared memory a block on device `device` may opt in to
+/// (`CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN`).
+pub fn shared_memory_opt_in(device: usize) -> Result<usize, String> {
+    enter(device).map(|dc| dc.shared_opt_in)
 }
 
 /// Launches one kernel on `stream` (a `CUstream`, e.g. PyTorch's current stream) of device

@@ -39,9 +39,20 @@ pub fn large_shared_cells(cc: u32, fixed: bool) -> Option<usize> {
         _ => return None,
     };
     // Per 16 cells: 16 sums and one flag word (fixed), or 16 floats.
-    let cells = if fixed { bytes / (16 * 8 + 4) * 16 } else { bytes / 4 };
+    let cells = if fixed { bytes / SHARED_FIXED_BYTES_PER_16 * 16 } else { bytes / 4 };
     let small = if fixed { SHARED_FIXED_CELLS } else { SHARED_CELLS };
     Some(cells / 1024 * 1024).filter(|cells| *cells >= 2 * small)
+}
+
+const SHARED_FIXED_BYTES_PER_16: usize = 16 * 8 + 4;
+
+/// Bytes of shared memory of a tile of `cells` (`fixed`: sums and flags).
+pub fn shared_tile_bytes(cells: usize, fixed: bool) -> usize {
+    if fixed {
+        cells / 16 * SHARED_FIXED_BYTES_PER_16
+    } else {
+        cells * 4
+    }
 }
 
 /// Threads per block of the shared-memory kernels with `cells` per tile (`fixed`: of
@@ -348,7 +359,8 @@ mod tests {
         for cc in [80, 86, 87, 89, 90, 100, 103, 120, 121] {
             for fixed in [false, true] {
                 let cells = large_shared_cells(cc, fixed).unwrap();
-                let bytes = if fixed { cells * 8 + cells / FLAG_CELLS_PER_WORD * 4 } else { cells * 4 };
+                let bytes = shared_tile_bytes(cells, fixed);
+                assert_eq!(bytes, if fixed { cells * 8 + cells / FLAG_CELLS_PER_WORD * 4 } else { cells * 4 });
                 assert!(cells % 1024 == 0 && bytes <= opt_in(cc) && bytes > 48 * 1024, "sm_{cc} {fixed}");
                 assert_eq!(shared_cube_dim(cells, fixed), 1024);
             }
