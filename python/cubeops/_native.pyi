@@ -6,7 +6,7 @@ from typing import List, Optional, Tuple
 TensorDesc = Tuple[int, Tuple[int, ...], Tuple[int, ...], str, int, int]
 
 __version__: str
-# Which NCHW maps the CUDA backward can sum in shared memory (`shared=True`; docs/ops/point_sample.md).
+# Which NCHW maps the CUDA backward can sum in shared memory (`shared`, cells per tile; docs/ops/point_sample.md).
 POINT_SAMPLE_SHARED_CELLS: int
 POINT_SAMPLE_SHARED_MAX_TILES: int
 POINT_SAMPLE_SHARED_FIXED_CELLS: int
@@ -28,11 +28,14 @@ def point_sample_forward(
 # CUDA kernel without float atomics on finite values: with `fixed` (int64, grad_input's element
 # count plus one, zeroed here) and a float32 grad_input 64-bit integer atomics, else the ordered
 # kernel. grad_points: contiguous (N, P, 2); bilinear only on CUDA (nearest's is zero).
-# grad_output and grad_points have the points' dtype.
+# grad_output and grad_points have the points' dtype. `shared` (CUDA, NCHW): grad_input is the
+# result in the input's dtype, summed in shared memory in tiles of that many cells (0: not;
+# POINT_SAMPLE_SHARED_CELLS or point_sample_shared_cells(device, False), when deterministic
+# POINT_SAMPLE_SHARED_FIXED_CELLS or point_sample_shared_cells(device, True)).
 def point_sample_backward(
     grad_output: TensorDesc, input: TensorDesc, points: TensorDesc, grad_input: Optional[TensorDesc],
     grad_points: Optional[TensorDesc], align_corners: bool, mode: str, padding_mode: str, deterministic: bool, stream: int,
-    fixed: Optional[TensorDesc] = None, shared: bool = False,
+    fixed: Optional[TensorDesc] = None, shared: int = 0,
 ) -> None: ...
 # The sorted deterministic backward (CUDA): corner keys (int64) and weights (float32), 4 * N * P
 # each; then, with the keys sorted stably and torch.sort's indices (order), grad_input (the

@@ -24,6 +24,9 @@ pub const SHARED_FIXED_CELLS: usize = 5952;
 /// Cells whose non-finite flags share one u32 of shared memory (two bits each).
 const FLAG_CELLS_PER_WORD: usize = 16;
 
+/// Shared memory of 16 fixed-point cells: their i64 sums and one flag word.
+const SHARED_FIXED_BYTES_PER_16: usize = 16 * 8 + 4;
+
 /// The cells of the largest tile a block of compute capability `cc` holds when it opts in
 /// to more than 48 KiB of shared memory (sm_80 163 KiB, sm_86/89/120 99 KiB, sm_90/100
 /// 227 KiB), as a whole multiple of 1024 cells: f32 sums, or with `fixed` the i64 sums and
@@ -38,13 +41,10 @@ pub fn large_shared_cells(cc: u32, fixed: bool) -> Option<usize> {
         90 | 100 | 103 => 227 * 1024,
         _ => return None,
     };
-    // Per 16 cells: 16 sums and one flag word (fixed), or 16 floats.
     let cells = if fixed { bytes / SHARED_FIXED_BYTES_PER_16 * 16 } else { bytes / 4 };
     let small = if fixed { SHARED_FIXED_CELLS } else { SHARED_CELLS };
     Some(cells / 1024 * 1024).filter(|cells| *cells >= 2 * small)
 }
-
-const SHARED_FIXED_BYTES_PER_16: usize = 16 * 8 + 4;
 
 /// Bytes of shared memory of a tile of `cells` (`fixed`: sums and flags).
 pub fn shared_tile_bytes(cells: usize, fixed: bool) -> usize {
