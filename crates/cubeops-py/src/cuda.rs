@@ -117,8 +117,8 @@ pub fn backward(grad: &TensorDesc, input: &TensorDesc, points: &TensorDesc, grad
         Some(gi) => {
             let span = dense_span(gi).ok_or_else(|| PyValueError::new_err("`grad_input` must be dense (no gaps, no overlaps)"))?;
             let gi_geo = geometry(gi, points, grad)?;
-            let (cells, shared) = (grads.shared, grads.shared > 0);
-            if shared {
+            let cells = grads.shared;
+            if cells > 0 {
                 check_shared(gi, input, &gi_geo, grads.deterministic, cells)?;
                 if grads.deterministic && grads.fixed_point.is_none() {
                     return Err(PyValueError::new_err("deterministic `shared` sums need `fixed`: one int64 on the input's device"));
@@ -130,12 +130,13 @@ pub fn backward(grad: &TensorDesc, input: &TensorDesc, points: &TensorDesc, grad
                 }
                 cuda::zero(input.device as usize, stream, gi.ptr as u64, span * gi.dtype.size()).map_err(PyRuntimeError::new_err)?;
             }
-            Some((gi, gi_geo, shared, cells))
+            Some((gi, gi_geo, cells))
         }
         None => None,
     };
     let mut gather = grads.points;
-    if let Some((gi, gi_geo, shared, cells)) = accumulation {
+    if let Some((gi, gi_geo, cells)) = accumulation {
+        let shared = cells > 0;
         let fixed_point = grads.fixed_point.filter(|_| grads.deterministic && (shared || gi.dtype == DType::F32));
         if let Some(fp) = fixed_point {
             fixed_point_backward(grad, input, points, gi, &gi_geo, &fp.sums, cells, sampling, stream)?;
@@ -203,11 +204,9 @@ fn fixed_point_backward(
 /// in cells (`point_sample::large_shared_cells` of its architecture, if the device lets a
 /// block opt in to that much shared memory), else the 48 KiB ones.
 pub fn large_shared_cells(device: usize, fixed: bool) -> PyResult<usize> {
-    let cc = cuda::compute_capability(device).map_err(PyRuntimeError::new_err)?;
-    let opt_in = cuda::shared_memory_opt_in(device).map_err(PyRuntimeError::new_err)?;
-    let small = if fixed { point_sample::SHARED_FIXED_CELLS } else { point_sample::SHARED_CELLS };
+    let (cc, opt_in) = cuda::device_limits(device).map_err(PyRuntimeError::new_err)?;
     let fits = |cells: &usize| point_sample::shared_tile_bytes(*cells, fixed) <= opt_in;
-    Ok(point_sample::large_shared_cells(cc, fixed).filter(fits).unwrap_or(small))
+    Ok(point_sample::large_shared_cells(cc, fixed).filter(fits).unwrap_or(point_sample::small_shared_cells(fixed)))
 }
 
 /// `shared`'s conditions ([`Grads::shared`]: `cells` per tile), as a clear error when one fails.
@@ -215,8 +214,7 @@ fn check_shared(gi: &TensorDesc, input: &TensorDesc, geo: &Geometry, determinist
     let [_, map_c, map_h, map_w] = geo.map_strides;
     let row_major = map_w == 1 && (geo.height <= 1 || map_h == geo.width) && (geo.channels <= 1 || map_c >= geo.height * geo.width);
     let tiles = point_sample::shared_tiles(geo.height, geo.width, cells).map_or(usize::MAX, |(tiles, _)| tiles);
-    let small = if deterministic { point_sample::SHARED_FIXED_CELLS } else { point_sample::SHARED_CELLS };
-    let allowed = cells == small || cells == large_shared_cells(input.device as usize, deterministic)?;
+    let allowed = cells == point_sample::small_shared_cells(deterministic) || cells == large_shared_cells(input.device as usize, deterministic)?;
     let why = if !allowed {
         "POINT_SAMPLE_SHARED_CELLS or point_sample_shared_cells(device, False) cells per tile (when deterministic, POINT_SAMPLE_SHARED_FIXED_CELLS or point_sample_shared_cells(device, True))"
     } else if input.dtype == DType::F64 || gi.dtype != input.dtype {

@@ -250,10 +250,10 @@ pub fn compute_capability(device: usize) -> Result<u32, String> {
     enter_device(device)
 }
 
-/// The most bytes of shared memory a block on device `device` may opt in to
-/// (`CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN`).
-pub fn shared_memory_opt_in(device: usize) -> Result<usize, String> {
-    enter(device).map(|dc| dc.shared_opt_in)
+/// The compute capability of device `device` and the most bytes of shared memory a block
+/// there may opt in to (`CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN`).
+pub fn device_limits(device: usize) -> Result<(u32, usize), String> {
+    enter(device).map(|dc| (dc.cc, dc.shared_opt_in))
 }
 
 /// Launches one kernel on `stream` (a `CUstream`, e.g. PyTorch's current stream) of device

@@ -27,6 +27,15 @@ const FLAG_CELLS_PER_WORD: usize = 16;
 /// Shared memory of 16 fixed-point cells: their i64 sums and one flag word.
 const SHARED_FIXED_BYTES_PER_16: usize = 16 * 8 + 4;
 
+/// The cells of a 48 KiB tile: [`SHARED_CELLS`], or with `fixed` [`SHARED_FIXED_CELLS`].
+pub fn small_shared_cells(fixed: bool) -> usize {
+    if fixed {
+        SHARED_FIXED_CELLS
+    } else {
+        SHARED_CELLS
+    }
+}
+
 /// The cells of the largest tile a block of compute capability `cc` holds when it opts in
 /// to more than 48 KiB of shared memory (sm_80 163 KiB, sm_86/89/120 99 KiB, sm_90/100
 /// 227 KiB), as a whole multiple of 1024 cells: f32 sums, or with `fixed` the i64 sums and
@@ -42,8 +51,7 @@ pub fn large_shared_cells(cc: u32, fixed: bool) -> Option<usize> {
         _ => return None,
     };
     let cells = if fixed { bytes / SHARED_FIXED_BYTES_PER_16 * 16 } else { bytes / 4 };
-    let small = if fixed { SHARED_FIXED_CELLS } else { SHARED_CELLS };
-    Some(cells / 1024 * 1024).filter(|cells| *cells >= 2 * small)
+    Some(cells / 1024 * 1024).filter(|cells| *cells >= 2 * small_shared_cells(fixed))
 }
 
 /// Bytes of shared memory of a tile of `cells` (`fixed`: sums and flags).
@@ -60,7 +68,7 @@ pub fn shared_tile_bytes(cells: usize, fixed: bool) -> usize {
 /// per SM), 1024 for larger ones, which leave room for one or two blocks per SM: the walk
 /// over the points needs warps in flight.
 pub fn shared_cube_dim(cells: usize, fixed: bool) -> u32 {
-    if cells > if fixed { SHARED_FIXED_CELLS } else { SHARED_CELLS } {
+    if cells > small_shared_cells(fixed) {
         1024
     } else {
         256

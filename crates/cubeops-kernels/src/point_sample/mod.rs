@@ -23,7 +23,7 @@ pub use backward_input_fixed::{
 pub use backward_input_ordered::{ordered_bands, point_sample_backward_input_ordered_kernel, ORDERED_TARGET_THREADS};
 pub use backward_input_shared::{
     point_sample_backward_input_shared_fixed_kernel, point_sample_backward_input_shared_kernel, shared_tiles,
-    large_shared_cells, shared_cube_dim, shared_tile_bytes, SHARED_CELLS, SHARED_FIXED_CELLS, SHARED_MAX_TILES,
+    large_shared_cells, shared_cube_dim, shared_tile_bytes, small_shared_cells, SHARED_CELLS, SHARED_FIXED_CELLS, SHARED_MAX_TILES,
 };
 pub use backward_input_sorted::{point_sample_backward_input_sorted_kernel, point_sample_corner_keys_kernel, CORNERS};
 pub use forward::point_sample_forward_kernel;
