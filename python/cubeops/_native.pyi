@@ -19,11 +19,8 @@ def point_sample_shared_cells(device: int, deterministic: bool) -> int: ...
 # mode: 'bilinear' | 'nearest'; padding_mode: 'zeros' | 'border' | 'reflection' (else ValueError).
 # point_sample: points and output share a dtype; the input has it too, or on CUDA is
 # float16/bfloat16 with float32 points and output (torch.autocast: the map read in place).
-# blocks_per_sm: on CUDA, NCHW maps are sampled by at most that many blocks of 256 threads per
-# SM (up to 64, else ValueError), each thread striding over the output; 0: the bridge's choice.
 def point_sample_forward(
-    input: TensorDesc, points: TensorDesc, output: TensorDesc, align_corners: bool, mode: str, padding_mode: str, stream: int,
-    blocks_per_sm: int = 0,
+    input: TensorDesc, points: TensorDesc, output: TensorDesc, align_corners: bool, mode: str, padding_mode: str, stream: int
 ) -> None: ...
 # The gradients into the buffers given (either may be None). grad_input: the result on the CPU;
 # on CUDA a dense float32 (float64) accumulation buffer, which this call zeroes on the stream

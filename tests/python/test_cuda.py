@@ -255,49 +255,6 @@ def test_deterministic_sorted_sums_of_channels_last_maps(deterministic_algorithm
     assert empty.shape == x.shape and not empty.any()
 
 
-@pytest.mark.parametrize("blocks_per_sm", [1, 3])
-@pytest.mark.parametrize("channels", [1, 13])
-@pytest.mark.parametrize("dtype,points_dtype", [
-    (torch.float32, torch.float32), (torch.float16, torch.float16), (torch.bfloat16, torch.float32),
-])
-@pytest.mark.parametrize("sampling", [{}, dict(mode="nearest", padding_mode="border", align_corners=True)])
-def test_forward_with_fewer_threads_than_outputs(blocks_per_sm, channels, dtype, points_dtype, sampling, monkeypatch):
-    """The NCHW forward with its grid capped at a few blocks per SM, each thread striding over
-    many outputs: what a thread per output gives, and float64 grid_sample's values;
-    channels-last maps ignore the cap. bfloat16 features with float32 points are autocast's
-    case."""
-    from cubeops.ops import point_sample as ops
-
-    gen = torch.Generator().manual_seed(blocks_per_sm * 100 + channels)
-    x64 = torch.randn(3, channels, 9, 11, generator=gen, dtype=torch.float64)
-    # More outputs than 3 blocks per SM of 256 threads hold, on any GPU up to 200 SMs.
-    p64 = torch.rand(3, 160_000 // channels, 2, generator=gen, dtype=torch.float64) * 1.4 - 0.2
-    x, p = x64.to("cuda", dtype), p64.to("cuda", points_dtype)
-    outs = []
-    with torch.autocast("cuda", dtype=dtype, enabled=dtype != points_dtype):
-        for per_sm in (64, blocks_per_sm):
-            monkeypatch.setattr(ops, "FORWARD_BLOCKS_PER_SM", per_sm)
-            outs.append(cubeops.point_sample(x, p, **sampling))
-            outs.append(cubeops.point_sample(x.to(memory_format=torch.channels_last), p, **sampling))
-    assert all(o.dtype == points_dtype for o in outs)
-    for o in outs[1:]:
-        torch.testing.assert_close(o, outs[0], rtol=1e-6, atol=1e-6)
-    want = grid_sample_point_sample(x.double(), p.double(), **sampling)
-    tol = 1e-5 if points_dtype == torch.float32 else 2e-3
-    torch.testing.assert_close(outs[2].double(), want, rtol=tol, atol=tol)
-
-
-def test_forward_refuses_a_grid_cap_over_64_blocks_per_sm():
-    from cubeops._bridge import describe, describe_new, stream
-
-    x, p = torch.randn(1, 4, 5, 5, device="cuda"), torch.rand(1, 7, 2, device="cuda")
-    out = torch.empty(1, 4, 7, device="cuda")
-    with pytest.raises(ValueError, match="blocks_per_sm"):
-        cubeops._native.point_sample_forward(
-            describe(x), describe(p), describe_new(out), False, "bilinear", "zeros", stream(x), 65
-        )
-
-
 @pytest.mark.parametrize("dtype,tol", [(torch.float32, 1e-5), (torch.bfloat16, 1e-2)])
 @pytest.mark.parametrize("points_grad", [True, False])
 def test_wide_nchw_maps_scatter_channels_last(dtype, tol, points_grad, monkeypatch):

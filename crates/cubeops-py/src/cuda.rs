@@ -64,22 +64,10 @@ fn run(kernel: Kernel, stream: u64, geo: &Geometry, variant: Variant, dtype: DTy
     cuda::launch(kernel, device, stream, geo, variant, storage_type(dtype), &arrays).map_err(PyRuntimeError::new_err)
 }
 
-/// `blocks_per_sm`: NCHW maps are sampled by at most that many blocks per SM, their threads
-/// striding over the output (0: [`point_sample::FORWARD_BLOCKS_PER_SM`]; that 0 too: one
-/// thread per element). Channels-last maps always take a thread per element.
-pub fn forward(input: &TensorDesc, points: &TensorDesc, out: &TensorDesc, sampling: Sampling, stream: u64, blocks_per_sm: u32) -> PyResult<()> {
+pub fn forward(input: &TensorDesc, points: &TensorDesc, out: &TensorDesc, sampling: Sampling, stream: u64) -> PyResult<()> {
     let geo = geometry(input, points, out)?;
     let variant = variant(input, input, points, &[input, points, out], sampling);
-    let per_sm = if blocks_per_sm == 0 { point_sample::FORWARD_BLOCKS_PER_SM } else { blocks_per_sm };
-    let device = input.device as usize;
-    let max_blocks = if per_sm == 0 || variant.channels_last {
-        u32::MAX
-    } else {
-        cuda::multiprocessors(device).map_err(PyRuntimeError::new_err)?.saturating_mul(per_sm)
-    };
-    let arrays = [array(input), array(points), array(out)];
-    cuda::launch_capped(Kernel::Forward, device, stream, &geo, variant, storage_type(input.dtype), &arrays, max_blocks)
-        .map_err(PyRuntimeError::new_err)
+    run(Kernel::Forward, stream, &geo, variant, input.dtype, &[input, points, out])
 }
 
 /// The gradient buffers of a backward call, on CUDA.

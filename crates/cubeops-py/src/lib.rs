@@ -81,12 +81,7 @@ fn check_dtypes(input: &TensorDesc, points: &TensorDesc, others: &[&TensorDesc])
 }
 
 /// `output (N, C, P) = point_sample(input (N, C, H, W), points (N, P, 2))`.
-/// `blocks_per_sm`: on CUDA, NCHW maps are sampled by at most that many blocks of 256 threads
-/// per SM (up to 64), each thread striding over the output; 0: the bridge's choice
-/// (benchmark sweeps and tests).
 #[pyfunction]
-#[pyo3(signature = (input, points, output, align_corners, mode, padding_mode, stream, blocks_per_sm = 0))]
-#[allow(clippy::too_many_arguments)]
 fn point_sample_forward(
     py: Python<'_>,
     input: Bound<'_, PyAny>,
@@ -96,19 +91,15 @@ fn point_sample_forward(
     mode: &str,
     padding_mode: &str,
     stream: u64,
-    blocks_per_sm: u32,
 ) -> PyResult<()> {
     let sampling = sampling(align_corners, mode, padding_mode)?;
-    if blocks_per_sm > 64 {
-        return Err(PyValueError::new_err(format!("`blocks_per_sm` must be at most 64, got {blocks_per_sm}")));
-    }
     let d = describe(&[("input", &input), ("points", &points), ("output", &output)], 0)?;
     check_dtypes(&d[0], &d[1], &[&d[2]])?;
     py.detach(|| {
         if on_cpu(&d[0]) {
             cpu::forward(&d[0], &d[1], &d[2], sampling)
         } else {
-            cuda::forward(&d[0], &d[1], &d[2], sampling, stream, blocks_per_sm)
+            cuda::forward(&d[0], &d[1], &d[2], sampling, stream)
         }
     })
 }

@@ -42,17 +42,10 @@ def _new_output(input: Tensor, points: Tensor) -> Tensor:
     return points.new_empty((n, c, num_points))
 
 
-# On CUDA, NCHW maps are sampled by at most this many blocks per SM, whose threads stride over
-# the output, from `CUBEOPS_POINT_SAMPLE_FORWARD_BLOCKS_PER_SM` (read at import; benchmark
-# sweeps): 0, unless set, is the bridge's choice.
-FORWARD_BLOCKS_PER_SM = int(os.environ.get("CUBEOPS_POINT_SAMPLE_FORWARD_BLOCKS_PER_SM", "0") or 0)
-
-
 def _run_forward(input: Tensor, points: Tensor, align_corners: bool, mode: str, padding_mode: str) -> Tensor:
     out = _new_output(input, points)
     _native.point_sample_forward(
-        describe(input), describe(points), describe_new(out), align_corners, mode, padding_mode, stream(input),
-        FORWARD_BLOCKS_PER_SM,
+        describe(input), describe(points), describe_new(out), align_corners, mode, padding_mode, stream(input)
     )
     return out
 

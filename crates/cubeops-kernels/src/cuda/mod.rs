@@ -129,7 +129,6 @@ struct DeviceContext {
     context: cudarc::driver::sys::CUcontext,
     cc: u32,
     shared_opt_in: usize,
-    multiprocessors: u32,
 }
 
 // SAFETY: a CUcontext handle may be made current on any thread.
@@ -161,13 +160,7 @@ fn enter(index: usize) -> Result<DeviceContext, String> {
                 let major = driver("compute capability", device::get_attribute(dev, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR))?;
                 let minor = driver("compute capability", device::get_attribute(dev, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR))?;
                 let opt_in = driver("shared memory opt-in", device::get_attribute(dev, CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN))?;
-                let sms = driver("multiprocessor count", device::get_attribute(dev, CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT))?;
-                DeviceContext {
-                    context,
-                    cc: (major * 10 + minor) as u32,
-                    shared_opt_in: opt_in.max(0) as usize,
-                    multiprocessors: sms.max(1) as u32,
-                }
+                DeviceContext { context, cc: (major * 10 + minor) as u32, shared_opt_in: opt_in.max(0) as usize }
             };
             contexts[index] = Some(dc);
             dc
@@ -263,11 +256,6 @@ pub fn device_limits(device: usize) -> Result<(u32, usize), String> {
     enter(device).map(|dc| (dc.cc, dc.shared_opt_in))
 }
 
-/// The number of multiprocessors (SMs) of device `device`.
-pub fn multiprocessors(device: usize) -> Result<u32, String> {
-    enter(device).map(|dc| dc.multiprocessors)
-}
-
 /// Launches one kernel on `stream` (a `CUstream`, e.g. PyTorch's current stream) of device
 /// `device`. `arrays` in kernel order: point_sample forward (input, points, output),
 /// backward (grad_output, input, points, grad_input as f32/f64 accumulation buffer,
@@ -290,25 +278,6 @@ pub fn launch(
     storage: StorageType,
     arrays: &[DeviceArray],
 ) -> Result<(), String> {
-    launch_capped(kernel, device, stream, geo, variant, storage, arrays, u32::MAX)
-}
-
-/// [`launch`] with at most `max_blocks` blocks, for kernels whose threads stride over their
-/// work (point_sample's forward).
-#[allow(clippy::too_many_arguments)]
-pub fn launch_capped(
-    kernel: Kernel,
-    device: usize,
-    stream: u64,
-    geo: &impl LaunchGeometry,
-    variant: Variant,
-    storage: StorageType,
-    arrays: &[DeviceArray],
-    max_blocks: u32,
-) -> Result<(), String> {
-    if max_blocks < u32::MAX && kernel != Kernel::Forward {
-        return Err(format!("{kernel:?} needs a thread per unit of work: its grid cannot be capped"));
-    }
     if arrays.len() != kernel.arity() {
         return Err(format!("{kernel:?} takes {} arrays, got {}", kernel.arity(), arrays.len()));
     }
@@ -320,8 +289,7 @@ pub fn launch_capped(
     let blocks = u32::try_from(threads.div_ceil(cube_dim as usize))
         .ok()
         .filter(|b| *b < i32::MAX as u32)
-        .ok_or_else(|| format!("{threads} threads exceed one launch"))?
-        .min(max_blocks.max(1));
+        .ok_or_else(|| format!("{threads} threads exceed one launch"))?;
     let mut info = info_block(geo, arrays, &variant)?;
     // One module where a kernel ignores a choice: the ordered kernel the layout, the
     // fixed-point maximum the sampling, their conversion all but the index width.

@@ -1,15 +1,8 @@
-//! point_sample forward: a thread per output element `out[n, c, p]`, strided over the grid
-//! when the launch has fewer threads than elements (see [`FORWARD_BLOCKS_PER_SM`]).
+//! point_sample forward: one thread per output element `out[n, c, p]`.
 
 use cubecl::prelude::*;
 
 use super::sampling::{Sampling, locate_point, read_corners, split_position, GeometryArgs};
-
-/// Resident blocks per SM of the NCHW forward on CUDA when its grid is capped (256 threads a
-/// block; 0: one thread per output element). Each thread gathers four corners in a plane at
-/// random; with every SM full, the lines of a warp's corner reads leave L1 before the
-/// neighbouring corner's read could hit them, and the kernel is bound by L2 requests.
-pub const FORWARD_BLOCKS_PER_SM: u32 = 0;
 
 /// `output[n, c, p] = bilinear(input[n, c], points[n, p])`, zeros outside the map.
 ///
@@ -17,7 +10,6 @@ pub const FORWARD_BLOCKS_PER_SM: u32 = 0;
 /// `(N, C, P)`, with the sizes and strides of `geo`. `F` is the map's storage type, `Q` that
 /// of the points and the output (`F`, or f32 for 16-bit maps under torch.autocast, see
 /// [`super::Variant::f32_points`]), `A` the accumulation type (f32, or f64 for f64 storage).
-/// Any number of threads: each takes elements `ABSOLUTE_POS`, then every total thread count on.
 #[cube(launch, address_type = "dynamic")]
 pub fn point_sample_forward_kernel<F: Float, Q: Float, A: Float>(
     input: &Array<F>,
@@ -30,15 +22,14 @@ pub fn point_sample_forward_kernel<F: Float, Q: Float, A: Float>(
 ) {
     let channels = geo.channels as usize;
     let num_points = geo.num_points as usize;
-    let total = geo.n as usize * channels * num_points;
-    let step = CUBE_COUNT * CUBE_DIM as usize;
-    let mut pos = ABSOLUTE_POS;
-    while pos < total {
-        let (n, c, p) = split_position(pos, channels, num_points, channels_fastest);
-        let fp = locate_point::<Q, A>(points, geo, n, p, sampling, false);
-        let base = n * geo.map_n as usize + c * geo.map_c as usize;
-        let value = read_corners::<F, A>(input, base, &fp).interpolate(&fp);
-        output[n * geo.out_n as usize + c * geo.out_c as usize + p * geo.out_p as usize] = Q::cast_from(value);
-        pos += step;
+    if ABSOLUTE_POS >= geo.n as usize * channels * num_points {
+        terminate!();
     }
+    let (n, c, p) = split_position(ABSOLUTE_POS, channels, num_points, channels_fastest);
+    let fp = locate_point::<Q, A>(points, geo, n, p, sampling, false);
+
+    let base = n * geo.map_n as usize + c * geo.map_c as usize;
+    let value = read_corners::<F, A>(input, base, &fp).interpolate(&fp);
+
+    output[n * geo.out_n as usize + c * geo.out_c as usize + p * geo.out_p as usize] = Q::cast_from(value);
 }

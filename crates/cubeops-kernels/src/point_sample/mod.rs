@@ -26,7 +26,7 @@ pub use backward_input_shared::{
     large_shared_cells, shared_cube_dim, shared_tile_bytes, small_shared_cells, SHARED_CELLS, SHARED_FIXED_CELLS, SHARED_MAX_TILES,
 };
 pub use backward_input_sorted::{point_sample_backward_input_sorted_kernel, point_sample_corner_keys_kernel, CORNERS};
-pub use forward::{point_sample_forward_kernel, FORWARD_BLOCKS_PER_SM};
+pub use forward::point_sample_forward_kernel;
 pub use launch::{
     accumulation_type, backward_vector, launch_backward, launch_backward_input_ordered, launch_forward, supports_atomic_add,
     supports_plane_sums, BackwardPass, Geometry, Variant,
