@@ -173,19 +173,28 @@ def profile_host(shape, device, smoke, steps=50):
         for (file, line, name), (calls, _, own, cumulative, _) in rows:
             print(f"  {own / steps * 1e6:8.1f} us own {cumulative / steps * 1e6:8.1f} us cum {calls // steps:4d} calls  "
                   f"{os.path.basename(file)}:{line} {name}")
-        if device.type == "cuda":
-            gpu_kernels(step, impl, steps=10)
+        step_ops(step, impl, device, steps=3 if smoke else 10)
 
 
-def gpu_kernels(step, impl, steps):
-    """The GPU side of a step: torch.profiler's kernels by total device time per step."""
+def step_ops(step, impl, device, steps):
+    """torch.profiler's view of a step: the host side by op (self CPU time, which names the
+    autograd nodes that cProfile cannot see) and, on CUDA, the kernels by device time."""
     from torch.profiler import ProfilerActivity, profile
 
+    cuda = device.type == "cuda"
     with point_sample_impl(impl):
-        with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        with profile(activities=[ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])) as prof:
             for _ in range(steps):
                 step()
-            torch.cuda.synchronize()
+            if cuda:
+                torch.cuda.synchronize(device)
+    ops = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
+    print(f"== {impl}: host ops, {sum(e.self_cpu_time_total for e in ops) / steps:.1f} us self CPU time per step "
+          f"(under torch.profiler); top by self CPU time per step:")
+    for e in ops[:16]:
+        print(f"  {e.self_cpu_time_total / steps:8.1f} us {e.count // steps:4d} calls  {e.key[:90]}")
+    if not cuda:
+        return
     events = [e for e in prof.key_averages() if e.device_time_total > 0]
     events.sort(key=lambda e: e.device_time_total, reverse=True)
     total = sum(e.device_time_total for e in events) / steps
@@ -227,13 +236,14 @@ def main(argv=None):
     parser.add_argument("--out", default="target/bench", help="directory for pointhead.csv and pointhead.png")
     parser.add_argument("--profile", action="store_true",
                         help="instead of timing: where each implementation's host time goes (cProfile)")
+    parser.add_argument("--size", type=int, default=0, help="with --profile: which benchmark size (0, 1, 2)")
     args = parser.parse_args(argv)
     register_all_modules()
     MMLogger.get_current_instance().setLevel(logging.WARNING)  # init_weights' per-parameter log
     device = torch.device(args.device)
     shapes = SMOKE if args.smoke else FULL
     if args.profile:
-        return profile_host(shapes[0], device, args.smoke, steps=3 if args.smoke else 50)
+        return profile_host(shapes[args.size], device, args.smoke, steps=3 if args.smoke else 50)
     repeat = args.repeat or (2 if args.smoke else 15)
     timer = Timer(device, args.batch or (1 if args.smoke else 5))
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"

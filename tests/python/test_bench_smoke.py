@@ -36,6 +36,17 @@ def test_pointhead_bench_smoke(tmp_path, monkeypatch, capsys):
     assert (tmp_path / "pointhead.png").stat().st_size > 1000
 
 
+def test_pointhead_profile_smoke(monkeypatch, capsys):
+    """`--profile`: cProfile's functions and torch.profiler's host ops, per implementation."""
+    script = SCRIPT.parent / "pointhead_torch.py"
+    monkeypatch.setattr(sys, "argv", [str(script), "--profile", "--smoke", "--device", "cpu", "--size", "1"])
+    runpy.run_path(str(script), run_name="__main__")
+    out = capsys.readouterr().out
+    for impl in ("cubeops", "mmcv"):
+        assert f"== {impl}: (2, 16, 10, 14) train f32" in out and f"== {impl}: host ops" in out
+    assert "_EagerPointSampleBackward" in out and "grid_sampler_2d" in out
+
+
 def test_host_overhead_interleaved_smoke(monkeypatch, capsys):
     """The interleaved forward+backward comparison runs (CPU: the kernels' time, not the host's)."""
     script = SCRIPT.parent / "host_overhead.py"
