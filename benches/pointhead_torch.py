@@ -243,6 +243,8 @@ def main(argv=None):
     device = torch.device(args.device)
     shapes = SMOKE if args.smoke else FULL
     if args.profile:
+        if not 0 <= args.size < len(shapes):
+            parser.error(f"--size must be below {len(shapes)}, got {args.size}")
         return profile_host(shapes[args.size], device, args.smoke, steps=3 if args.smoke else 50)
     repeat = args.repeat or (2 if args.smoke else 15)
     timer = Timer(device, args.batch or (1 if args.smoke else 5))
