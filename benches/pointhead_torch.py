@@ -188,14 +188,15 @@ def step_ops(step, impl, device, steps):
                 step()
             if cuda:
                 torch.cuda.synchronize(device)
-    ops = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
+    averages = prof.key_averages()
+    ops = sorted(averages, key=lambda e: e.self_cpu_time_total, reverse=True)
     print(f"== {impl}: host ops, {sum(e.self_cpu_time_total for e in ops) / steps:.1f} us self CPU time per step "
           f"(under torch.profiler); top by self CPU time per step:")
     for e in ops[:16]:
         print(f"  {e.self_cpu_time_total / steps:8.1f} us {e.count // steps:4d} calls  {e.key[:90]}")
     if not cuda:
         return
-    events = [e for e in prof.key_averages() if e.device_time_total > 0]
+    events = [e for e in averages if e.device_time_total > 0]
     events.sort(key=lambda e: e.device_time_total, reverse=True)
     total = sum(e.device_time_total for e in events) / steps
     print(f"== {impl}: GPU kernels, {total:.1f} us device time per step; top by time per step:")
